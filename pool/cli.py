@@ -1,0 +1,272 @@
+"""The `farmpool` command: the admin's and operator's entry points.
+
+Each subcommand validates its arguments in one place, prints a clear message and exits 2 on
+bad input, and exits 1 on a failure of the node or the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pool.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("farmpool")
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    """A failure to report on one line and exit with `code`."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config or os.environ.get("FARMPOOL_CONFIG"))
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+
+
+# --- share-check ---------------------------------------------------------------------------
+
+
+def cmd_share_check(args: argparse.Namespace) -> int:
+    from pool import sharecheck as sc
+
+    try:
+        extranonce2_size = sc.parse_extranonce2_size(args.extranonce2_size)
+        notify = sc.parse_notify(args.notify)
+        submit = sc.parse_submit(args.submit, extranonce2_size)
+        extranonce1 = sc.parse_extranonce1(args.extranonce1)
+        difficulty = sc.parse_difficulty(args.difficulty)
+        mask = sc.parse_mask(args.version_mask)
+    except sc.InputError as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from None
+    result = sc.check_share(notify, extranonce1, submit, difficulty, mask)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(sc.format_text(result))
+    return 0
+
+
+# --- node check and work -----------------------------------------------------------------
+
+
+def _prepare_node(settings: Settings) -> tuple[Any, bool, str]:
+    """Blocking: connect, check the network and learn whether the node has segwit."""
+    from pool.chain.rpc import NodeRPC
+    from pool.chain.template import detect_segwit
+
+    rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
+    chain = rpc.check_network(settings.network)
+    segwit = settings.node.segwit
+    if segwit is None:
+        segwit = detect_segwit(rpc)
+    return rpc, segwit, chain
+
+
+def cmd_node_check(args: argparse.Namespace) -> int:
+    from pool.chain.rpc import NodeError
+    from pool.chain.template import fetch_template
+
+    settings = _settings(args)
+    try:
+        rpc, segwit, chain = _prepare_node(settings)
+        template = fetch_template(rpc, segwit)
+    except NodeError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        json.dumps(
+            {
+                "node": settings.node.redacted_url,
+                "chain": chain,
+                "segwit": segwit,
+                "height": template.height,
+                "prevhash": template.prevhash_hex,
+                "transactions": len(template.transactions),
+                "coinbasevalue": template.coinbasevalue,
+                "witness_commitment": template.witness_commitment is not None,
+                "longpoll": template.longpollid is not None,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    """Run the work source; print every job; with --mine, mine and submit blocks (regtest)."""
+    from twisted.internet import defer, threads
+    from twisted.internet import reactor as _reactor
+
+    from pool.chain.cpuminer import mine
+    from pool.chain.job import Job, JobFactory
+    from pool.chain.rpc import AsyncNode, NodeError, NodeRPC
+    from pool.chain.worksource import WorkSource
+
+    reactor: Any = _reactor
+    settings = _settings(args)
+    if args.mine and settings.network != "regtest":
+        raise CliError("--mine is for regtest only", EXIT_BAD_INPUT)
+    if args.mine < 0 or args.seconds <= 0:
+        raise CliError("--mine must be 0 or more and --seconds positive", EXIT_BAD_INPUT)
+    outcome: dict[str, Any] = {"code": 0, "found": []}
+    factory = JobFactory(settings.coinbase)
+    rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
+    node = AsyncNode(rpc, reactor)
+    extranonce1 = b"\x00" * settings.coinbase.extranonce1_size
+
+    def report(job: Job) -> None:
+        print(
+            json.dumps(
+                {
+                    "event": "job",
+                    "job_id": job.job_id,
+                    "height": job.height,
+                    "clean": job.clean,
+                    "transactions": len(job.template.transactions),
+                    "prevhash": job.prevhash_hex,
+                }
+            ),
+            flush=True,
+        )
+
+    @defer.inlineCallbacks
+    def main() -> Any:
+        try:
+            _, segwit, chain = yield node.run(_prepare_node, settings)
+            log.info("node %s: chain %s, segwit %s", settings.node.redacted_url, chain, segwit)
+            source = WorkSource(node, factory, settings.node, segwit, reactor)
+            source.listeners.append(report)
+            yield source.start()
+            counter = 0
+            while len(outcome["found"]) < args.mine:
+                job = source.current
+                assert job is not None
+                counter += 1
+                extranonce2 = counter.to_bytes(settings.coinbase.extranonce2_size, "big")
+                solution = yield threads.deferToThread(mine, job, extranonce1, extranonce2)
+                if solution is None or source.current is not job:
+                    continue
+                result = yield node.submit_block(solution.block(job).hex())
+                block_hash = solution.hash[::-1].hex()
+                print(
+                    json.dumps(
+                        {
+                            "event": "block",
+                            "height": job.height,
+                            "hash": block_hash,
+                            "accepted": result.accepted,
+                            "reason": result.reason,
+                        }
+                    ),
+                    flush=True,
+                )
+                if not result.accepted:
+                    raise CliError(f"node rejected block {block_hash}: {result.reason}")
+                outcome["found"].append(block_hash)
+                # Wait for the work source to see its own block as the new tip.
+                while source.current is job:
+                    yield task_sleep(reactor, 0.05)
+            if not args.mine:
+                yield task_sleep(reactor, args.seconds)
+            source.stop()
+        except (NodeError, CliError) as exc:
+            outcome["code"] = getattr(exc, "code", EXIT_FAILED)
+            outcome["error"] = str(exc)
+        finally:
+            reactor.stop()
+
+    reactor.callWhenRunning(main)
+    reactor.run()
+    if "error" in outcome:
+        raise CliError(outcome["error"], outcome["code"])
+    return int(outcome["code"])
+
+
+def task_sleep(reactor: Any, seconds: float) -> Any:
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(f"{settings.source}: OK (network {settings.network}, node {settings.node.redacted_url})")
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="farmpool", description=__doc__)
+    parser.add_argument("-c", "--config", help="YAML config (default: embedded regtest defaults)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("share-check", help="replay one share and explain its verdict")
+    p.add_argument("--notify", required=True, help="the mining.notify message (JSON)")
+    p.add_argument("--extranonce1", required=True, help="the session's extranonce1 (hex)")
+    p.add_argument("--extranonce2-size", required=True, type=int, help="bytes of extranonce2")
+    p.add_argument("--submit", required=True, help="the mining.submit message (JSON)")
+    p.add_argument("--difficulty", default="1", help="the session's pool difficulty (default 1)")
+    p.add_argument("--version-mask", help="negotiated version-rolling mask (default 1fffe000)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=cmd_share_check)
+
+    group = sub.add_parser("config", help="configuration")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("check", help="load and validate the config")
+    c.set_defaults(func=cmd_config_check)
+
+    group = sub.add_parser("node", help="the node")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("check", help="connect, check network and segwit, fetch a template")
+    c.set_defaults(func=cmd_node_check)
+
+    p = sub.add_parser("work", help="follow the node's templates and print every job")
+    p.add_argument("--mine", type=int, default=0, help="regtest: mine N blocks with the CPU")
+    p.add_argument("--seconds", type=float, default=60.0, help="how long to follow without --mine")
+    p.set_defaults(func=cmd_work)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = args.log_level or "info"
+    if args.config is not None or os.environ.get("FARMPOOL_CONFIG"):
+        with contextlib.suppress(CliError):  # reported by the command itself
+            level = args.log_level or _settings(args).log_level
+    _setup_logging(level)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"farmpool: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
