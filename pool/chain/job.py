@@ -55,7 +55,8 @@ class Job:
 
     @property
     def segwit(self) -> bool:
-        return self.template.witness_commitment is not None
+        """The block carries witness data: the coinbase gets its witness reserved value."""
+        return self.template.witness_commitment is not None and self.template.segwit_active
 
     @property
     def ntime(self) -> int:

@@ -51,6 +51,15 @@ class BlockTemplate:
         return self.prevhash[::-1].hex()
 
     @property
+    def segwit_active(self) -> bool:
+        """Segwit is in force for this block: the node lists the rule (BIP9 `!` or not).
+
+        bcoin offers a witness commitment even before activation; a block then must not
+        carry the coinbase witness, so the commitment alone decides nothing.
+        """
+        return "segwit" in self.rules or "!segwit" in self.rules
+
+    @property
     def fees(self) -> int:
         return sum(tx.fee for tx in self.transactions)
 
@@ -141,16 +150,26 @@ def template_request(segwit: bool, longpollid: str | None = None) -> dict[str, A
 
 
 def detect_segwit(rpc: NodeRPC) -> bool:
-    """Ask the node whether it knows segwit: a template with the segwit rule works or not."""
+    """Ask the node whether it knows segwit.
+
+    A segwit node answers a template request with the segwit rule by listing the rule (once
+    active) or offering a witness commitment (bcoin does before activation too). Nodes without
+    segwit either ignore the rule (Bitcoin SV) or refuse it; then a plain request must work.
+    """
     try:
-        rpc.call("getblocktemplate", template_request(True))
+        answer = rpc.call("getblocktemplate", template_request(True))
     except NodeRPCError as exc:
         try:
             rpc.call("getblocktemplate", template_request(False))
         except NodeRPCError:
             raise exc from None
         return False
-    return True
+    if not isinstance(answer, Mapping):
+        raise TemplateError(f"getblocktemplate answered {type(answer).__name__}, not an object")
+    rules = answer.get("rules") or []
+    return bool(
+        answer.get("default_witness_commitment") or "segwit" in rules or "!segwit" in rules
+    )
 
 
 def fetch_template(
