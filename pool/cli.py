@@ -72,12 +72,15 @@ def cmd_share_check(args: argparse.Namespace) -> int:
 # --- node check and work -----------------------------------------------------------------
 
 
-def _prepare_node(settings: Settings) -> tuple[Any, bool, str]:
-    """Blocking: connect, check the network and learn whether the node has segwit."""
-    from pool.chain.rpc import NodeRPC
+def _prepare_node(settings: Settings, wait_s: float = 0.0) -> tuple[Any, bool, str]:
+    """Blocking: connect (waiting up to wait_s for an unreachable node), check the network
+    and learn whether the node has segwit. Bad credentials or the wrong chain fail at once."""
+    from pool.chain.rpc import NodeRPC, call_with_retry
     from pool.chain.template import detect_segwit
 
     rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
+    if wait_s > 0:
+        call_with_retry(rpc, "getblockchaininfo", deadline_s=wait_s)
     chain = rpc.check_network(settings.network)
     segwit = settings.node.segwit
     if segwit is None:
@@ -127,8 +130,10 @@ def cmd_work(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.mine and settings.network != "regtest":
         raise CliError("--mine is for regtest only", EXIT_BAD_INPUT)
-    if args.mine < 0 or args.seconds <= 0:
-        raise CliError("--mine must be 0 or more and --seconds positive", EXIT_BAD_INPUT)
+    if args.mine < 0 or args.seconds <= 0 or args.wait_node < 0:
+        raise CliError(
+            "--mine and --wait-node must be 0 or more, --seconds positive", EXIT_BAD_INPUT
+        )
     outcome: dict[str, Any] = {"code": 0, "found": []}
     factory = JobFactory(settings.coinbase)
     rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
@@ -153,7 +158,7 @@ def cmd_work(args: argparse.Namespace) -> int:
     @defer.inlineCallbacks
     def main() -> Any:
         try:
-            _, segwit, chain = yield node.run(_prepare_node, settings)
+            _, segwit, chain = yield node.run(_prepare_node, settings, args.wait_node)
             log.info("node %s: chain %s, segwit %s", settings.node.redacted_url, chain, segwit)
             source = WorkSource(node, factory, settings.node, segwit, reactor)
             source.listeners.append(report)
@@ -247,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("work", help="follow the node's templates and print every job")
     p.add_argument("--mine", type=int, default=0, help="regtest: mine N blocks with the CPU")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to follow without --mine")
+    p.add_argument(
+        "--wait-node", type=float, default=60.0, help="seconds to wait for an unreachable node"
+    )
     p.set_defaults(func=cmd_work)
     return parser
 

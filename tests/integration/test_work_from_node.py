@@ -8,11 +8,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,57 +181,6 @@ def test_bcoin_segwit_spend_in_template_after_activation(bcoin_node: RegtestNode
 # --- block change detection through `farmpool work` ----------------------------------------
 
 
-class WorkProcess:
-    """`farmpool work` as a separate process, its JSON events read line by line."""
-
-    def __init__(self, config: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pool", "-c", str(config), "work", "--seconds", "60"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    def next_event(self, timeout: float = 15.0) -> dict[str, Any]:
-        import select
-
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            raise AssertionError(f"no event from farmpool work within {timeout} s")
-        line = self.proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"farmpool work ended: {self.proc.stderr.read()}")  # type: ignore[union-attr]
-        return json.loads(line)  # type: ignore[no-any-return]
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        try:
-            _, err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-        return err
-
-
-@pytest.fixture
-def work_process(tmp_path: Path) -> Iterator[Any]:
-    started: list[WorkProcess] = []
-
-    def start(config: dict[str, Any]) -> WorkProcess:
-        path = tmp_path / "farmpool.yaml"
-        path.write_text(json.dumps(config))
-        process = WorkProcess(path)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
 DETECTION = [
     ("bcoin", "poll", {"longpoll": False, "poll_interval_ms": 500}),
     ("bcoin", "longpoll", {"longpoll": True, "poll_interval_ms": 60000}),
@@ -280,3 +225,20 @@ def test_block_from_elsewhere_gives_clean_job_within_1s(
         assert event["prevhash"] == new_tip, f"{mechanism}: job on the wrong tip"
         assert event["clean"] is True
         assert latency < 1.0, f"{mechanism}: clean job {latency:.3f} s after the block"
+
+
+def test_refresh_on_the_same_tip_gives_a_job_that_is_not_clean(
+    bcoin_node: RegtestNode, work_process: Any
+) -> None:
+    config = {
+        "network": "regtest",
+        "node": {"url": bcoin_node.rpc_url, "refresh_interval_s": 1},
+        "pool": {"payout_address": bcoin_node.new_address()},
+    }
+    work = work_process(config)
+    first = work.next_event()
+    assert first["clean"] is True
+    refreshed = work.next_event(timeout=5)
+    assert refreshed["prevhash"] == first["prevhash"]
+    assert refreshed["clean"] is False
+    assert refreshed["job_id"] != first["job_id"]

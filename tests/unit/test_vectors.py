@@ -13,6 +13,7 @@ import pytest
 from pool.chain.coinbase import witness_commitment_script
 from pool.chain.serialize import parse_block, parse_tx
 from pool.hashing import (
+    ACCELERATOR,
     BIP320_VERSION_MASK,
     HeaderWork,
     ShareError,
@@ -36,7 +37,14 @@ def block_id(vector: dict[str, Any]) -> str:
     return f"{vector['network']}-{vector['height']}"
 
 
-def work_of(notify: dict[str, Any]) -> HeaderWork:
+@pytest.fixture(params=[True, False], ids=["accelerated", "pure-python"])
+def accelerated(request: pytest.FixtureRequest) -> bool:
+    if request.param and ACCELERATOR is None:
+        pytest.fail("the C accelerator is not built (scripts/bootstrap builds it)")
+    return bool(request.param)
+
+
+def work_of(notify: dict[str, Any], accelerated: bool = True) -> HeaderWork:
     return HeaderWork(
         bytes.fromhex(notify["coinb1"]),
         bytes.fromhex(notify["coinb2"]),
@@ -44,6 +52,7 @@ def work_of(notify: dict[str, Any]) -> HeaderWork:
         int(notify["version"], 16),
         stratum_prevhash_to_header(notify["prevhash"]),
         int(notify["nbits"], 16),
+        accelerated=accelerated,
     )
 
 
@@ -57,9 +66,12 @@ def block(vector: dict[str, Any]) -> Any:
     return parse_block((VECTORS / vector["file"]).read_bytes())
 
 
-def test_synthetic_job_rebuilds_the_real_block_hash(vector: dict[str, Any]) -> None:
+def test_synthetic_job_rebuilds_the_real_block_hash(
+    vector: dict[str, Any], accelerated: bool
+) -> None:
     job, submit = vector["synthetic_stratum"]["notify"], vector["synthetic_stratum"]["submit"]
-    work = work_of(job)
+    work = work_of(job, accelerated)
+    assert work.accelerated is accelerated
     version = work.rolled_version(int(submit["version_bits"], 16), BIP320_VERSION_MASK)
     args = (
         bytes.fromhex(submit["extranonce1"]),
@@ -78,6 +90,28 @@ def test_synthetic_job_rebuilds_the_real_block_hash(vector: dict[str, Any]) -> N
     assert explained.coinbase.hex() == vector["coinbase_hex_stripped"]
     # The cached merkle root (repeated extranonce2) gives the same header hash.
     assert work.hash_share(*args) == (digest, value)
+    # validate() from the submit's hex fields agrees and compares with the share target.
+    assert work.validate(
+        bytes.fromhex(submit["extranonce1"]),
+        submit["extranonce2"],
+        submit["ntime"],
+        submit["nonce"],
+        submit["version_bits"] if version != work.version else None,
+        BIP320_VERSION_MASK,
+        value,
+    ) == (digest, value, True)
+    assert (
+        work.validate(
+            bytes.fromhex(submit["extranonce1"]),
+            submit["extranonce2"],
+            submit["ntime"],
+            submit["nonce"],
+            submit["version_bits"] if version != work.version else None,
+            BIP320_VERSION_MASK,
+            value - 1,
+        )[2]
+        is False
+    )
 
 
 def test_header_fields_match_the_block(vector: dict[str, Any], block: Any) -> None:
@@ -164,10 +198,16 @@ def test_slush_example_share_difficulty() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES[1:], ids=lambda e: e["name"][:30])
-def test_stated_merkle_roots_and_header_prefix(example: dict[str, Any]) -> None:
+def test_stated_merkle_roots_and_header_prefix(example: dict[str, Any], accelerated: bool) -> None:
     notify = parse_notify(example["notify"])
     work = HeaderWork(
-        notify.coinb1, notify.coinb2, notify.branch, notify.version, notify.prevhash, notify.nbits
+        notify.coinb1,
+        notify.coinb2,
+        notify.branch,
+        notify.version,
+        notify.prevhash,
+        notify.nbits,
+        accelerated=accelerated,
     )
     en1 = bytes.fromhex(example["extranonce1"])
     en2 = bytes.fromhex(example["extranonce2"])
