@@ -2,8 +2,8 @@
 
 This is the one place where configuration is checked. Every error names the key path
 (`node.poll_interval_ms`), what was found and what was expected, and nothing starts with
-a config that did not load whole. Defaults are embedded so that an empty file (or none at all)
-runs against a local regtest node.
+a config that did not load whole. Without a file the embedded defaults (DEFAULT_CONFIG) run
+against a local regtest node; a file must name at least the pool's payout address.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ T = TypeVar("T")
 
 #: Most a coinbase scriptSig may hold (consensus: 2..100 bytes).
 MAX_SCRIPTSIG = 100
-#: Bytes of the scriptSig the pool needs besides its tag: BIP34 height push (up to 5 bytes,
-#: or 9 on chains past height 2**31) and the extranonce push (1 + up to 12 bytes).
-_SCRIPTSIG_RESERVED = 9 + 1 + 12 + 1
+#: The largest BIP34 height push: 4 bytes of height plus its push opcode (heights < 2**31).
+_HEIGHT_PUSH_MAX = 5
 
 
 class ConfigError(ValueError):
@@ -90,13 +89,13 @@ class Settings:
 
 
 def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***; works on malformed ports and IPv6 hosts."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return parts._replace(netloc=netloc).geturl()
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:***@{hostport}").geturl()
 
 
 # --- a small reader that knows the path of every value --------------------------------------
@@ -169,7 +168,7 @@ def _number(lo: float, hi: float) -> Callable[[str, Any], float]:
     def check(path: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(path, f"expected a number from {lo} to {hi}, got {_kind(value)}")
-        if not math.isfinite(value) or not lo <= value <= hi:
+        if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi:
             raise ConfigError(path, f"expected a number from {lo} to {hi}, got {value}")
         return float(value)
 
@@ -218,7 +217,8 @@ def _rpc_url(path: str, value: Any) -> str:
 
 def _zmq_url(path: str, value: Any) -> str:
     text = _text(path, value)
-    if not re.fullmatch(r"(tcp://[^\s:]+:\d{1,5}|ipc://\S+)", text):
+    match = re.fullmatch(r"tcp://[^\s:]+:(\d{1,5})|ipc://\S+", text)
+    if not match or (match.group(1) is not None and not 0 < int(match.group(1)) < 65536):
         raise ConfigError(path, f"expected tcp://HOST:PORT or ipc://PATH, got {text!r}")
     return text
 
@@ -231,12 +231,25 @@ def _segwit(path: str, value: Any) -> bool | None:
     raise ConfigError(path, f"expected auto, true or false, got {_kind(value)}")
 
 
-def _tag(path: str, value: Any) -> bytes:
-    raw = _text(path, value).encode()
-    limit = MAX_SCRIPTSIG - _SCRIPTSIG_RESERVED
-    if len(raw) > limit:
-        raise ConfigError(path, f"the pool tag may be at most {limit} bytes, got {len(raw)}")
-    return raw
+def _tag_limit(extranonce_size: int) -> int:
+    """Longest tag that fits the scriptSig beside the height and extranonce pushes."""
+    room = MAX_SCRIPTSIG - _HEIGHT_PUSH_MAX - (1 + extranonce_size)
+    return room - 1 if room - 1 <= 75 else room - 2  # OP_PUSHDATA1 above 75 bytes
+
+
+def _tag(extranonce_size: int) -> Callable[[str, Any], bytes]:
+    def check(path: str, value: Any) -> bytes:
+        raw = _text(path, value).encode()
+        limit = _tag_limit(extranonce_size)
+        if len(raw) > limit:
+            raise ConfigError(
+                path,
+                f"the pool tag may be at most {limit} bytes with {extranonce_size} bytes of "
+                f"extranonce, got {len(raw)}",
+            )
+        return raw
+
+    return check
 
 
 # --- sections ----------------------------------------------------------------------------------
@@ -293,7 +306,7 @@ def _coinbase(sec: _Section, network: str) -> CoinbaseSettings:
     en2 = sec.take("extranonce2_size", 4, _integer(2, 8))
     cb = CoinbaseSettings(
         outputs=outputs,
-        tag=sec.take("tag", CoinbaseSettings.tag, _tag),
+        tag=sec.take("tag", CoinbaseSettings.tag, _tag(en1 + en2)),
         extranonce1_size=en1,
         extranonce2_size=en2,
         tx_version=sec.take("tx_version", 2, _integer(1, 2)),

@@ -80,10 +80,10 @@ class SubmitResult:
             return cls(True, None)
         if isinstance(answer, str):
             reason = answer.strip()
-            if reason.lower().startswith("rejected:"):
-                reason = reason[len("rejected:") :].strip()
             if not reason:
-                return cls(True, None)
+                return cls(True, None)  # some nodes answer "" rather than null
+            if reason.lower().startswith("rejected:"):
+                reason = reason[len("rejected:") :].strip() or "rejected"
             return cls(False, reason)
         raise BadNodeAnswer(f"submitblock answered {answer!r}; expected null or a reason")
 
@@ -231,7 +231,10 @@ class AsyncNode:
 
 def to_satoshis(amount: Decimal | int | str) -> int:
     """A BTC amount as the node gives it (Decimal) in whole satoshis; refuses fractions."""
-    value = Decimal(amount) * 100_000_000
-    if value != value.to_integral_value():
+    try:
+        value = Decimal(amount) * 100_000_000
+    except ArithmeticError:
+        raise BadNodeAnswer(f"amount {amount!r} is not a number of BTC") from None
+    if not value.is_finite() or value != value.to_integral_value():
         raise BadNodeAnswer(f"amount {amount} BTC is not a whole number of satoshis")
     return int(value)
