@@ -208,6 +208,95 @@ def cmd_work(args: argparse.Namespace) -> int:
     return int(outcome["code"])
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the stratum server until SIGTERM/SIGINT."""
+    from pathlib import Path
+
+    from twisted.internet import defer
+    from twisted.internet import reactor as _reactor
+    from twisted.internet.error import CannotListenError
+
+    from pool.chain.job import Job, JobFactory
+    from pool.chain.rpc import AsyncNode, NodeError, NodeRPC
+    from pool.chain.worksource import WorkSource
+    from pool.stratum.server import BlockJournal, StratumServer
+
+    reactor: Any = _reactor
+    settings = _settings(args)
+    if not settings.listeners:
+        raise CliError(f"{settings.source}: listeners: none configured", EXIT_BAD_INPUT)
+    if not settings.tenants:
+        raise CliError(f"{settings.source}: tenants: none configured", EXIT_BAD_INPUT)
+    if args.wait_node < 0:
+        raise CliError("--wait-node must be 0 or more", EXIT_BAD_INPUT)
+    outcome: dict[str, Any] = {}
+    rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
+    node = AsyncNode(rpc, reactor)
+
+    def announce(event: dict[str, Any]) -> None:
+        print(json.dumps(event), flush=True)
+
+    @defer.inlineCallbacks
+    def start() -> Any:
+        try:
+            _, segwit, chain = yield node.run(_prepare_node, settings, args.wait_node)
+            log.info("node %s: chain %s, segwit %s", settings.node.redacted_url, chain, segwit)
+            source = WorkSource(node, JobFactory(settings.coinbase), settings.node, segwit, reactor)
+            server = StratumServer(
+                settings,
+                node,
+                reactor,
+                journal=BlockJournal(Path(settings.data_dir) / "blocks.jsonl"),
+                on_block=lambda: source.hint("block"),
+            )
+
+            def on_job(job: Job) -> None:
+                server.on_job(job)
+                announce(
+                    {
+                        "event": "job",
+                        "job_id": job.job_id,
+                        "height": job.height,
+                        "clean": job.clean,
+                        "prevhash": job.prevhash_hex,
+                        "tip_detected_at": job.tip_detected_at,
+                        **server.last_fanout,
+                    }
+                )
+
+            source.listeners.append(on_job)
+            yield source.start()
+            ports = server.listen()
+            names = [listener.name for listener in settings.listeners]
+            announce(
+                {
+                    "event": "listening",
+                    "ports": dict(zip(names, ports, strict=True)),
+                    "pid": os.getpid(),
+                }
+            )
+
+            def stop() -> Any:
+                source.stop()
+                return server.shutdown()
+
+            reactor.addSystemEventTrigger("before", "shutdown", stop)
+        except (NodeError, CannotListenError) as exc:
+            outcome["error"] = str(exc)
+            reactor.stop()
+        except Exception as exc:
+            log.exception("startup failed")
+            outcome["error"] = f"startup failed: {exc}"
+            reactor.stop()
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    if "error" in outcome:
+        raise CliError(outcome["error"])
+    log.info("stopped")
+    return 0
+
+
 def task_sleep(reactor: Any, seconds: float) -> Any:
     from twisted.internet import task
 
@@ -248,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = actions.add_parser("check", help="connect, check network and segwit, fetch a template")
     c.set_defaults(func=cmd_node_check)
+
+    p = sub.add_parser("serve", help="run the stratum server")
+    p.add_argument(
+        "--wait-node", type=float, default=60.0, help="seconds to wait for an unreachable node"
+    )
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("work", help="follow the node's templates and print every job")
     p.add_argument("--mine", type=int, default=0, help="regtest: mine N blocks with the CPU")

@@ -76,13 +76,76 @@ class CoinbaseSettings:
 
 
 @dataclass(frozen=True)
+class VardiffSettings:
+    """Per-session difficulty retargeting (see docs/stratum.md for why these defaults)."""
+
+    enabled: bool = True
+    target_share_interval_s: float = 5.0
+    min_shares: int = 12
+    max_window_s: float = 60.0
+    tolerance: float = 2.0
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    """One stratum port: where it listens, which site it serves, its difficulty bounds."""
+
+    name: str
+    site: str
+    port: int
+    bind: str = "0.0.0.0"
+    public_host: str | None = None
+    start_difficulty: float = 8192.0
+    min_difficulty: float = 512.0
+    max_difficulty: float = float(2**32)
+    vardiff: VardiffSettings = VardiffSettings()
+
+
+@dataclass(frozen=True)
+class BanSettings:
+    """Temporary bans for a flood of invalid shares from one address."""
+
+    invalid_shares: int = 100
+    window_s: float = 60.0
+    ban_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class StratumSettings:
+    """Protocol limits and behaviour shared by every listener."""
+
+    version_mask: int = 0x1FFFE000
+    max_line_bytes: int = 8192
+    subscribe_timeout_s: float = 30.0
+    max_connections_per_ip: int = 1000
+    difficulty_grace_s: float = 15.0
+    ntime_ahead_s: int = 7200
+    reconnect_wait_s: int = 5
+    ban: BanSettings = BanSettings()
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    """A tenant of the farm; miners authorize as `tenant.worker`."""
+
+    name: str
+    payout_address: str | None = None
+    payout_script: bytes | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration."""
 
     network: str
     node: NodeSettings
     coinbase: CoinbaseSettings
+    stratum: StratumSettings = StratumSettings()
+    sites: tuple[str, ...] = ("main",)
+    listeners: tuple[ListenerSettings, ...] = ()
+    tenants: tuple[TenantSettings, ...] = ()
     database_url: str = "sqlite:///farmpool.sqlite3"
+    data_dir: str = "farmpool-data"
     log_level: str = "info"
     source: str = "<embedded defaults>"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -164,8 +227,14 @@ def _flag(path: str, value: Any) -> bool:
     return value
 
 
+_NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _number(lo: float, hi: float) -> Callable[[str, Any], float]:
     def check(path: str, value: Any) -> float:
+        # PyYAML (YAML 1.1) reads `1e-5` as text: accept text that is plainly a number.
+        if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(path, f"expected a number from {lo} to {hi}, got {_kind(value)}")
         if (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi:
@@ -315,11 +384,169 @@ def _coinbase(sec: _Section, network: str) -> CoinbaseSettings:
     return cb
 
 
-#: The embedded defaults: a local regtest node, SQLite, a regtest payout address.
+#: Names of sites, tenants and listeners: letters, digits, `_` and `-`.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _name(path: str, value: Any) -> str:
+    text = _text(path, value)
+    if not NAME_PATTERN.fullmatch(text):
+        raise ConfigError(path, f"expected 1-64 letters, digits, _ or -, got {text!r}")
+    return text
+
+
+def _hex_u32(path: str, value: Any) -> int:
+    text = _text(path, value)
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", text):
+        raise ConfigError(path, f"expected 8 hex digits, got {text!r}")
+    return int(text, 16)
+
+
+def _names(path: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(path, f"expected a list of names, got {_kind(value)}")
+    names = tuple(_name(f"{path}[{i}]", v) for i, v in enumerate(value))
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"{path}[{i}]", f"{name!r} is listed twice")
+    return names
+
+
+def _vardiff(sec: _Section) -> VardiffSettings:
+    d = VardiffSettings()
+    v = VardiffSettings(
+        enabled=sec.take("enabled", d.enabled, _flag),
+        target_share_interval_s=sec.take(
+            "target_share_interval_s", d.target_share_interval_s, _number(0.05, 600)
+        ),
+        min_shares=sec.take("min_shares", d.min_shares, _integer(1, 10_000)),
+        max_window_s=sec.take("max_window_s", d.max_window_s, _number(1, 3600)),
+        tolerance=sec.take("tolerance", d.tolerance, _number(1.05, 100)),
+    )
+    sec.finish()
+    return v
+
+
+def _listener(path: str, item: Any, sites: tuple[str, ...]) -> ListenerSettings:
+    sec = _Section(item, path)
+    name = sec.take("name", "", _name)
+    if not name:
+        raise ConfigError(sec.key("name"), "missing: every listener needs a name")
+    site = sec.take("site", sites[0], _name)
+    if site not in sites:
+        raise ConfigError(sec.key("site"), f"unknown site {site!r} (sites: {', '.join(sites)})")
+    if "port" not in sec.data:
+        raise ConfigError(sec.key("port"), "missing: the TCP port to listen on")
+    port = sec.take("port", 0, _integer(0, 65535))
+    d = ListenerSettings(name=name, site=site, port=port)
+    diff = sec.section("difficulty")
+    positive = _number(1e-12, 1e15)
+    start = diff.take("start", d.start_difficulty, positive)
+    low = diff.take("min", min(d.min_difficulty, start), positive)
+    high = diff.take("max", max(d.max_difficulty, start), positive)
+    diff.finish()
+    if not low <= start <= high:
+        raise ConfigError(
+            diff.path,
+            f"expected min <= start <= max, got min {low:g}, start {start:g}, max {high:g}",
+        )
+    listener = ListenerSettings(
+        name=name,
+        site=site,
+        port=port,
+        bind=sec.take("bind", d.bind, _text),
+        public_host=sec.take("public_host", None, _text),
+        start_difficulty=start,
+        min_difficulty=low,
+        max_difficulty=high,
+        vardiff=_vardiff(sec.section("vardiff")),
+    )
+    sec.finish()
+    return listener
+
+
+def _listeners(path: str, value: Any, sites: tuple[str, ...]) -> tuple[ListenerSettings, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(path, f"expected a list of listeners, got {_kind(value)}")
+    listeners = tuple(_listener(f"{path}[{i}]", item, sites) for i, item in enumerate(value))
+    seen: dict[tuple[str, int], int] = {}
+    for i, listener in enumerate(listeners):
+        if listener.name in [other.name for other in listeners[:i]]:
+            raise ConfigError(f"{path}[{i}].name", f"{listener.name!r} is used twice")
+        key = (listener.bind, listener.port)
+        if listener.port and key in seen:
+            raise ConfigError(f"{path}[{i}].port", f"{listener.bind}:{listener.port} is used twice")
+        seen[key] = i
+    return listeners
+
+
+def _stratum(sec: _Section) -> StratumSettings:
+    d = StratumSettings()
+    ban = sec.section("ban")
+    bans = BanSettings(
+        invalid_shares=ban.take("invalid_shares", d.ban.invalid_shares, _integer(1, 10**6)),
+        window_s=ban.take("window_s", d.ban.window_s, _number(1, 86400)),
+        ban_s=ban.take("ban_s", d.ban.ban_s, _number(0, 7 * 86400)),
+    )
+    ban.finish()
+    s = StratumSettings(
+        version_mask=sec.take("version_mask", d.version_mask, _hex_u32),
+        max_line_bytes=sec.take("max_line_bytes", d.max_line_bytes, _integer(512, 1 << 20)),
+        subscribe_timeout_s=sec.take(
+            "subscribe_timeout_s", d.subscribe_timeout_s, _number(0.1, 3600)
+        ),
+        max_connections_per_ip=sec.take(
+            "max_connections_per_ip", d.max_connections_per_ip, _integer(1, 1_000_000)
+        ),
+        difficulty_grace_s=sec.take("difficulty_grace_s", d.difficulty_grace_s, _number(0, 600)),
+        ntime_ahead_s=sec.take("ntime_ahead_s", d.ntime_ahead_s, _integer(0, 86400)),
+        reconnect_wait_s=sec.take("reconnect_wait_s", d.reconnect_wait_s, _integer(0, 3600)),
+        ban=bans,
+    )
+    sec.finish()
+    return s
+
+
+def _tenants(path: str, value: Any, network: str) -> tuple[TenantSettings, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(path, f"expected a list of tenants, got {_kind(value)}")
+    tenants: list[TenantSettings] = []
+    for i, item in enumerate(value):
+        sec = _Section(item, f"{path}[{i}]")
+        name = sec.take("name", "", _name)
+        if not name:
+            raise ConfigError(sec.key("name"), "missing: every tenant needs a name")
+        if name in [t.name for t in tenants]:
+            raise ConfigError(sec.key("name"), f"tenant {name!r} is listed twice")
+        address = sec.take("payout_address", None, _text)
+        script = None
+        if address is not None:
+            try:
+                script = address_to_script(address, network)
+            except AddressError as exc:
+                raise ConfigError(sec.key("payout_address"), str(exc)) from exc
+        sec.finish()
+        tenants.append(TenantSettings(name, address, script))
+    return tuple(tenants)
+
+
+#: The embedded defaults: a local regtest node, SQLite, a regtest payout address, one site
+#: with one stratum port on localhost and one tenant.
 DEFAULT_CONFIG: dict[str, Any] = {
     "network": "regtest",
     "node": {},
     "pool": {"payout_address": "bcrt1qxa7qhr6hdzsp08xkm9r3rf863s8kh4s9auesup"},
+    "sites": ["main"],
+    "listeners": [
+        {
+            "name": "main",
+            "site": "main",
+            "bind": "127.0.0.1",
+            "port": 3333,
+            "difficulty": {"start": 1, "min": 0.001, "max": 65536},
+        }
+    ],
+    "tenants": [{"name": "demo"}],
 }
 
 
@@ -328,10 +555,31 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
     network = top.take("network", "regtest", _choice(*NETWORKS))
     node = _node(top.section("node"))
     coinbase = _coinbase(top.section("pool"), network)
+    stratum = _stratum(top.section("stratum"))
+    default_sites: tuple[str, ...] = ("main",)
+    sites = top.take("sites", default_sites, _names)
+    no_listeners: tuple[ListenerSettings, ...] = ()
+    no_tenants: tuple[TenantSettings, ...] = ()
+    listeners = top.take("listeners", no_listeners, lambda p, v: _listeners(p, v, sites))
+    tenants = top.take("tenants", no_tenants, lambda p, v: _tenants(p, v, network))
     db_url = top.take("database_url", Settings.database_url, _text)
+    data_dir = top.take("data_dir", Settings.data_dir, _text)
     log_level = top.take("log_level", "info", _choice("debug", "info", "warning", "error"))
     top.finish()
-    return Settings(network, node, coinbase, db_url, log_level, source, top.data)
+    return Settings(
+        network=network,
+        node=node,
+        coinbase=coinbase,
+        stratum=stratum,
+        sites=sites,
+        listeners=listeners,
+        tenants=tenants,
+        database_url=db_url,
+        data_dir=data_dir,
+        log_level=log_level,
+        source=source,
+        raw=top.data,
+    )
 
 
 def load_settings(path: str | Path | None) -> Settings:

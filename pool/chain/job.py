@@ -40,6 +40,8 @@ class Job:
     work: HeaderWork
     clean: bool
     created_at: float = field(default_factory=time.time)
+    #: For a clean job: when the new tip was first noticed (wall clock).
+    tip_detected_at: float | None = None
 
     @property
     def height(self) -> int:
@@ -62,10 +64,12 @@ class Job:
     def ntime(self) -> int:
         return self.template.curtime
 
-    def ntime_allowed(self, ntime: int, now: float | None = None) -> bool:
-        """ntime from the template's mintime up to the clock plus 2 hours."""
+    def ntime_allowed(
+        self, ntime: int, now: float | None = None, ahead_s: int = MAX_NTIME_AHEAD_S
+    ) -> bool:
+        """ntime from the template's mintime up to the clock (or curtime) plus `ahead_s`."""
         wall = time.time() if now is None else now
-        latest = max(self.template.curtime, int(wall)) + MAX_NTIME_AHEAD_S
+        latest = max(self.template.curtime, int(wall)) + ahead_s
         return self.template.mintime <= ntime <= latest
 
     def notify_params(self, clean: bool | None = None) -> list[Any]:

@@ -167,9 +167,7 @@ def detect_segwit(rpc: NodeRPC) -> bool:
     if not isinstance(answer, Mapping):
         raise TemplateError(f"getblocktemplate answered {type(answer).__name__}, not an object")
     rules = answer.get("rules") or []
-    return bool(
-        answer.get("default_witness_commitment") or "segwit" in rules or "!segwit" in rules
-    )
+    return bool(answer.get("default_witness_commitment") or "segwit" in rules or "!segwit" in rules)
 
 
 def fetch_template(

@@ -50,7 +50,7 @@ class WorkSource:
         self.reactor = reactor
         self.current: Job | None = None
         self.listeners: list[JobListener] = []
-        self.tip_detected_at: float = 0.0
+        self.tip_detected_at: float = 0.0  # wall clock, comparable across processes
         self._fetching = False
         self._again: str | None = None
         self._running = False
@@ -59,6 +59,7 @@ class WorkSource:
         self._threads: list[threading.Thread] = []
         self._stop_event = threading.Event()
         self._retry_delay = backoff_delays(0.25, 5.0)
+        self._poll_failing = False
         self.first_job: defer.Deferred[Job] = defer.Deferred()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -96,8 +97,8 @@ class WorkSource:
         """Something says the tip may have moved (or a refresh is due): fetch a template."""
         if not self._running:
             return
-        if reason in ("zmq", "poll", "longpoll") and not self.tip_detected_at:
-            self.tip_detected_at = time.monotonic()
+        if reason in ("zmq", "poll", "longpoll", "block") and not self.tip_detected_at:
+            self.tip_detected_at = time.time()
         if self._fetching:
             # One fetch at a time; remember that another is wanted (a tip hint wins).
             if self._again is None or reason != "refresh":
@@ -131,6 +132,9 @@ class WorkSource:
         d = self.node.call("getbestblockhash")
 
         def compare(best: Any) -> None:
+            if self._poll_failing:
+                self._poll_failing = False
+                log.warning("node answers tip polls again")
             # Only if no job arrived meanwhile: that job may already be on `best`.
             current = self.current
             if isinstance(best, str) and best != known and current is not None:
@@ -138,9 +142,16 @@ class WorkSource:
                 if unchanged:
                     self.hint("poll")
 
-        d.addCallback(compare)
-        d.addErrback(lambda f: log.warning("tip poll failed: %s", f.getErrorMessage()))
+        d.addCallbacks(compare, self._poll_failed)
         return None
+
+    def _poll_failed(self, failure: Any) -> None:
+        """Warn once when the node stops answering polls (and once when it is back)."""
+        if not self._poll_failing:
+            log.warning("tip poll failed: %s", failure.getErrorMessage())
+        else:
+            log.debug("tip poll failed: %s", failure.getErrorMessage())
+        self._poll_failing = True
 
     def _longpoll_loop(self, longpollid: str) -> None:
         """Daemon thread: one long-poll at a time; a changed tip becomes a hint."""
@@ -193,25 +204,27 @@ class WorkSource:
             return  # a hint that turned out to be nothing new
         job = self.factory.build(template, clean=new_tip)
         self.current = job
-        if new_tip and previous is not None:
-            detected = self.tip_detected_at or time.monotonic()
-            log.info(
-                "new block: height %d, %s (%.1f ms after detection)",
-                template.height - 1,
-                template.prevhash_hex,
-                (time.monotonic() - detected) * 1000,
-            )
+        if new_tip:
+            detected = self.tip_detected_at or time.time()
+            job.tip_detected_at = detected
+            if previous is not None:
+                log.info(
+                    "new block: height %d, %s (job %.1f ms after detection)",
+                    template.height - 1,
+                    template.prevhash_hex,
+                    (time.time() - detected) * 1000,
+                )
         self.tip_detected_at = 0.0
         self._schedule_refresh()
-        if previous is None:
-            if self.settings.longpoll and template.longpollid:
-                self._spawn("gbt-longpoll", lambda: self._longpoll_loop(template.longpollid or ""))
-            self.first_job.callback(job)
         for listener in list(self.listeners):
             try:
                 listener(job)
             except Exception:
                 log.exception("job listener %r failed", listener)
+        if previous is None:
+            if self.settings.longpoll and template.longpollid:
+                self._spawn("gbt-longpoll", lambda: self._longpoll_loop(template.longpollid or ""))
+            self.first_job.callback(job)
 
     def _schedule_refresh(self) -> None:
         if self._refresh is not None and self._refresh.active():

@@ -164,7 +164,8 @@ def test_unknown_top_level_key() -> None:
     message = config_error({"pool": POOL, "databse_url": "sqlite://"})
     assert message == (
         "config: databse_url: unknown key "
-        "(known here: database_url, log_level, network, node, pool)"
+        "(known here: data_dir, database_url, listeners, log_level, network, node, pool, sites, "
+        "stratum, tenants)"
     )
 
 

@@ -1,0 +1,1 @@
+"""The Stratum v1 server: listeners, protocol, sessions, jobs, vardiff, bans."""

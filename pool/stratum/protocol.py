@@ -1,0 +1,219 @@
+"""Stratum wire protocol: newline-framed JSON-RPC over one TCP connection.
+
+The first step of the share path. It frames lines (with a maximum length), parses JSON, echoes
+each request's id unchanged whatever its type, answers every request with both `result` and
+`error`, hands methods to the Session and writes replies, followed by whatever the session
+queued to push (difficulty, jobs). Malformed JSON or binary garbage gets error 20 and the
+connection goes on; only an oversized line (the stream cannot be re-synchronised) closes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer, protocol, tcp
+from twisted.python.failure import Failure
+
+from pool.config import ListenerSettings
+from pool.stratum import errors as E
+from pool.stratum.errors import StratumError
+from pool.stratum.session import Session
+
+if TYPE_CHECKING:
+    from pool.stratum.server import StratumServer
+
+log = logging.getLogger(__name__)
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.loads
+_TRUE_TAIL = b',"result":true,"error":null}\n'
+
+
+def encode_reply(request_id: Any, result: Any) -> bytes:
+    if result is True:
+        return b'{"id":' + _dumps(request_id).encode() + _TRUE_TAIL
+    return (
+        b'{"id":'
+        + _dumps(request_id).encode()
+        + b',"result":'
+        + _dumps(result).encode()
+        + b',"error":null}\n'
+    )
+
+
+def encode_error(request_id: Any, error: StratumError) -> bytes:
+    return (
+        b'{"id":'
+        + _dumps(request_id).encode()
+        + b',"result":'
+        + _dumps(error.result).encode()
+        + b',"error":'
+        + _dumps(error.as_json()).encode()
+        + b"}\n"
+    )
+
+
+class StratumProtocol(protocol.Protocol):
+    """One miner connection."""
+
+    transport: Any  # a twisted.internet.tcp.Server (or TLS) once connected
+
+    def __init__(self, server: StratumServer, listener: ListenerSettings) -> None:
+        self.server = server
+        self.listener = listener
+        self.session: Session | None = None
+        self.peer = ""
+        self._buffer = b""
+        self._max_line = server.settings.stratum.max_line_bytes
+
+    # --- connection ------------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer = getattr(peer, "host", "")
+        if not self.server.admit(self):
+            self.transport.abortConnection()
+            return
+        self.session = Session(self.server, self.listener, self, self.peer, self.server.clock())
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        if self.session is not None:
+            self.server.session_closed(self.session)
+            self.session = None
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        if b"\n" not in buffer:
+            self._buffer = buffer
+            if len(buffer) > self._max_line:
+                self._oversized()
+            return
+        lines = buffer.split(b"\n")
+        self._buffer = lines.pop()
+        out: list[bytes] = []
+        session = self.session
+        for line in lines:
+            if session is None:
+                return
+            if len(line) > self._max_line:
+                break
+            reply = self._line(line, session)
+            if reply is not None:
+                out.append(reply)
+            if session.outbox:
+                out.extend(session.outbox)
+                session.outbox.clear()
+        if out:
+            self.transport.write(b"".join(out))
+        if len(self._buffer) > self._max_line or any(len(x) > self._max_line for x in lines):
+            self._oversized()
+
+    def _line(self, line: bytes, session: Session) -> bytes | None:
+        line = line.strip()
+        if not line:
+            return None
+        try:
+            message = _loads(line)
+        except ValueError:  # also not UTF-8
+            self.server.note_invalid(session, "malformed")
+            return encode_error(None, StratumError(E.OTHER, "Parse error: not a JSON line"))
+        if not isinstance(message, dict):
+            self.server.note_invalid(session, "malformed")
+            return encode_error(None, StratumError(E.OTHER, "Expected a JSON object"))
+        request_id = message.get("id")
+        method = message.get("method")
+        if method is None and ("result" in message or "error" in message):
+            return None  # a reply from the miner to something we sent; nothing to answer
+        params = message.get("params", [])
+        if params is None:
+            params = []
+        if not isinstance(method, str) or not isinstance(params, list):
+            self.server.note_invalid(session, "malformed")
+            return encode_error(
+                request_id, StratumError(E.OTHER, "Expected a method name and a params list")
+            )
+        try:
+            result = session.handle(method, params)
+        except StratumError as error:
+            self.server.note_rejected(session, method, error)
+            return encode_error(request_id, error)
+        except Exception:
+            log.exception("%s from %s failed", method, self.peer)
+            return encode_error(request_id, StratumError(E.OTHER, "Internal error"))
+        if isinstance(result, defer.Deferred):
+            result.addCallbacks(
+                self._deferred_reply,
+                self._deferred_failure,
+                callbackArgs=(request_id,),
+                errbackArgs=(request_id, method),
+            )
+            return None
+        if result is None:
+            result = True
+        return encode_reply(request_id, result)
+
+    def _deferred_reply(self, result: Any, request_id: Any) -> None:
+        self.send(encode_reply(request_id, True if result is None else result))
+
+    def _deferred_failure(self, failure: Failure, request_id: Any, method: str) -> None:
+        error = failure.value
+        if not isinstance(error, StratumError):
+            log.error("%s from %s failed: %s", method, self.peer, failure.getTraceback())
+            error = StratumError(E.OTHER, "Internal error")
+        self.send(encode_error(request_id, error))
+
+    def _oversized(self) -> None:
+        session = self.session
+        if session is not None:
+            self.server.note_invalid(session, "oversized")
+        self._buffer = b""
+        self.send(
+            encode_error(
+                None, StratumError(E.OTHER, f"Line longer than {self._max_line} bytes; closing")
+            )
+        )
+        self.transport.loseConnection()
+        self.session = None
+        if session is not None:
+            self.server.session_closed(session)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Write now (the reply and anything the session queued)."""
+        session = self.session
+        if session is not None and session.outbox:
+            data += b"".join(session.outbox)
+            session.outbox.clear()
+        transport = self.transport
+        if transport is not None:
+            transport.write(data)
+
+    def push(self, data: bytes) -> None:
+        """Broadcast path: try the socket directly when nothing is queued for it.
+
+        On an idle connection this saves the reactor a round (register for writing, wait,
+        write) per session, which is what fan-out to thousands of sessions is made of.
+        """
+        transport = self.transport
+        if (
+            type(transport) is tcp.Server
+            and not transport._tempDataBuffer
+            and not transport.dataBuffer
+            and not transport.disconnecting
+        ):
+            try:
+                sent = transport.socket.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return  # the reactor will see the connection die
+            if sent == len(data):
+                return
+            data = data[sent:]
+        if transport is not None:
+            transport.write(data)

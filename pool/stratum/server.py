@@ -1,0 +1,361 @@
+"""The stratum server: listeners, the set of sessions, job fan-out, blocks, bans, shutdown.
+
+It joins the work source (jobs from the node) to the sessions: every new job is registered,
+its notify encoded once and the same bytes pushed to every working session. A share that
+meets the network target becomes a block that goes to submitblock before the share's reply is
+sent. Accepted shares go to the share sink (the ledger). Connection limits, invalid-share
+bans, the subscribe timeout and vardiff's idle check run on a one-second sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+from twisted.internet import defer, protocol, task, threads
+
+from pool.chain.job import Job
+from pool.chain.rpc import AsyncNode, SubmitResult
+from pool.config import ListenerSettings, Settings
+from pool.hashing import hash_to_hex
+from pool.stratum import errors as E
+from pool.stratum.errors import StratumError
+from pool.stratum.extranonce import ExtranonceAllocator
+from pool.stratum.jobs import JobEntry, JobRegistry
+from pool.stratum.protocol import StratumProtocol
+from pool.stratum.session import AcceptedShare, Session
+
+log = logging.getLogger(__name__)
+
+
+class ShareSink(Protocol):
+    """Where accepted shares go. A Deferred result delays the miner's `true` until it fires."""
+
+    def record(self, share: AcceptedShare) -> defer.Deferred[None] | None: ...
+
+
+class CountingShareSink:
+    """Keeps per-worker totals in memory (the durable ledger replaces it)."""
+
+    def __init__(self) -> None:
+        self.shares: Counter[tuple[str, str]] = Counter()
+        self.work: dict[tuple[str, str], float] = {}
+
+    def record(self, share: AcceptedShare) -> None:
+        key = (share.tenant, share.worker)
+        self.shares[key] += 1
+        self.work[key] = self.work.get(key, 0.0) + share.difficulty
+        return None
+
+
+class BlockJournal:
+    """Append-only JSON lines of every block candidate and the node's answer (fsync'd off the
+    reactor thread), kept for the ledger."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record, sort_keys=True) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+    def append(self, record: dict[str, Any]) -> defer.Deferred[None]:
+        return threads.deferToThread(self._append, record)
+
+
+class StratumFactory(protocol.Factory):
+    def __init__(self, server: StratumServer, listener: ListenerSettings) -> None:
+        self.server = server
+        self.listener = listener
+
+    def buildProtocol(self, addr: Any) -> StratumProtocol:
+        return StratumProtocol(self.server, self.listener)
+
+
+class StratumServer:
+    """All sessions of one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        node: AsyncNode,
+        reactor: Any,
+        *,
+        sink: ShareSink | None = None,
+        journal: BlockJournal | None = None,
+        on_block: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.node = node
+        self.reactor = reactor
+        self.clock = clock
+        self.sink: ShareSink = sink or CountingShareSink()
+        self.journal = journal
+        self.on_block = on_block
+        self.jobs = JobRegistry()
+        cb = settings.coinbase
+        self.extranonces = ExtranonceAllocator(cb.extranonce1_size)
+        self.extranonce2_size = cb.extranonce2_size
+        self.extranonce2_hex_len = 2 * cb.extranonce2_size
+        self.tenants = {t.name for t in settings.tenants}
+        self.sessions: set[Session] = set()
+        self.working: set[Session] = set()
+        self.unsubscribed: dict[StratumProtocol, float] = {}
+        self.per_ip: Counter[str] = Counter()
+        self.banned: dict[str, float] = {}
+        self.invalid: dict[str, tuple[float, int]] = {}
+        self.stats: Counter[str] = Counter()
+        self.ports: list[Any] = []
+        self.stopping = False
+        self._sweeper = task.LoopingCall(self._sweep)
+        self._sweeper.clock = reactor
+        self.last_fanout: dict[str, Any] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def listen(self) -> list[int]:
+        """Open every configured listener; returns the bound ports (0 in config = any)."""
+        bound = []
+        for listener in self.settings.listeners:
+            port = self.reactor.listenTCP(
+                listener.port,
+                StratumFactory(self, listener),
+                backlog=1024,
+                interface=listener.bind,
+            )
+            self.ports.append(port)
+            bound.append(port.getHost().port)
+            log.info(
+                "listening on %s:%d (listener %s, site %s, difficulty %g [%g..%g])",
+                listener.bind,
+                port.getHost().port,
+                listener.name,
+                listener.site,
+                listener.start_difficulty,
+                listener.min_difficulty,
+                listener.max_difficulty,
+            )
+        if not self._sweeper.running:
+            self._sweeper.start(1.0, now=False)
+        return bound
+
+    def shutdown(self) -> defer.Deferred[None]:
+        """Stop accepting, tell every miner to reconnect, let the messages flush, close."""
+        self.stopping = True
+        if self._sweeper.running:
+            self._sweeper.stop()
+        stopped = [defer.maybeDeferred(port.stopListening) for port in self.ports]
+        self.ports = []
+        wait = self.settings.stratum.reconnect_wait_s
+        for session in list(self.sessions):
+            listener = session.listener
+            params: list[Any] = []
+            if listener.public_host:
+                params = [listener.public_host, listener.port, wait]
+            message = {"id": None, "method": "client.reconnect", "params": params}
+            session.protocol.send(json.dumps(message).encode() + b"\n")
+            transport = session.protocol.transport
+            if transport is not None:
+                transport.loseConnection()
+        log.info("sent client.reconnect to %d sessions", len(self.sessions))
+        done: defer.Deferred[None] = defer.DeferredList(stopped).addCallback(lambda _: None)
+        return done
+
+    # --- connections -----------------------------------------------------------------------
+
+    def admit(self, proto: StratumProtocol) -> bool:
+        ip = proto.peer
+        if self.stopping:
+            return False
+        until = self.banned.get(ip)
+        if until is not None:
+            if until > self.clock():
+                self.stats["refused_banned"] += 1
+                return False
+            del self.banned[ip]
+        if self.per_ip[ip] >= self.settings.stratum.max_connections_per_ip:
+            self.stats["refused_per_ip"] += 1
+            log.warning("refused %s: %d connections from it already", ip, self.per_ip[ip])
+            return False
+        self.per_ip[ip] += 1
+        self.unsubscribed[proto] = self.clock()
+        return True
+
+    def session_subscribed(self, session: Session) -> None:
+        self.sessions.add(session)
+        self.unsubscribed.pop(session.protocol, None)
+
+    def session_working(self, session: Session) -> None:
+        self.working.add(session)
+
+    def session_closed(self, session: Session) -> None:
+        self.unsubscribed.pop(session.protocol, None)
+        self.sessions.discard(session)
+        self.working.discard(session)
+        if session.extranonce1:
+            self.extranonces.release(session.extranonce1)
+        ip = session.peer
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+    def tenant_known(self, tenant: str) -> bool:
+        return tenant in self.tenants
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def on_job(self, job: Job) -> None:
+        """A new job from the work source: register it and push it to every working session."""
+        started = time.monotonic()
+        entry = self.jobs.add(job)
+        data = entry.notify(job.clean)
+        sessions = list(self.working)
+        for session in sessions:
+            session.protocol.push(data)
+        elapsed = (time.monotonic() - started) * 1000
+        self.last_fanout = {
+            "job_id": job.job_id,
+            "clean": job.clean,
+            "sessions": len(sessions),
+            "elapsed_ms": round(elapsed, 3),
+            "sent_at": time.time(),
+        }
+        log.info(
+            "job %s height %d clean=%s sent to %d sessions in %.1f ms",
+            job.job_id,
+            job.height,
+            job.clean,
+            len(sessions),
+            elapsed,
+        )
+
+    # --- shares and blocks -------------------------------------------------------------------
+
+    def record_share(self, share: AcceptedShare) -> defer.Deferred[None] | None:
+        self.stats["accepted"] += 1
+        return self.sink.record(share)
+
+    def note_rejected(self, session: Session, method: str, error: StratumError) -> None:
+        if method != "mining.submit":
+            return
+        session.rejected += 1
+        self.stats[f"rejected_{error.reason}"] += 1
+        if error.code != E.JOB_NOT_FOUND:  # stale shares after a block are normal
+            self.note_invalid(session, error.reason)
+
+    def note_invalid(self, session: Session, reason: str) -> None:
+        """Count an invalid share or message from the session's address; ban on a flood."""
+        ban = self.settings.stratum.ban
+        ip = session.peer
+        now = self.clock()
+        start, count = self.invalid.get(ip, (now, 0))
+        if now - start > ban.window_s:
+            start, count = now, 0
+        count += 1
+        self.invalid[ip] = (start, count)
+        if count >= ban.invalid_shares and ban.ban_s > 0:
+            self.ban(ip, ban.ban_s, f"{count} invalid shares or messages in {ban.window_s:g} s")
+
+    def ban(self, ip: str, seconds: float, why: str) -> None:
+        self.banned[ip] = self.clock() + seconds
+        self.invalid.pop(ip, None)
+        log.warning("banned %s for %g s: %s", ip, seconds, why)
+        for session in [s for s in self.sessions if s.peer == ip]:
+            transport = session.protocol.transport
+            if transport is not None:
+                transport.loseConnection()
+        for proto in [p for p in self.unsubscribed if p.peer == ip]:
+            if proto.transport is not None:
+                proto.transport.loseConnection()
+
+    def block_found(
+        self,
+        session: Session,
+        entry: JobEntry,
+        share: AcceptedShare,
+        en2_hex: str,
+        ntime_hex: str,
+        nonce_hex: str,
+        bits_hex: str | None,
+        mask: int,
+    ) -> defer.Deferred[None]:
+        """Assemble the block, submit it, record the answer; the reply waits for all that."""
+        job = entry.job
+        work = job.work
+        en2 = bytes.fromhex(en2_hex)
+        version = work.rolled_version(None if bits_hex is None else int(bits_hex, 16), mask)
+        root = work.merkle_root(session.extranonce1, en2)
+        header = work.header(root, int(ntime_hex, 16), int(nonce_hex, 16), version)
+        block = job.block(session.extranonce1 + en2, header)
+        block_hash = hash_to_hex(share.hash)
+        log.info(
+            "block candidate %s at height %d from %s.%s",
+            block_hash,
+            job.height,
+            share.tenant,
+            share.worker,
+        )
+        self.stats["blocks_found"] += 1
+        d = self.node.submit_block(block.hex())
+
+        def answered(result: SubmitResult) -> defer.Deferred[None] | None:
+            if result.accepted:
+                self.stats["blocks_accepted"] += 1
+                log.info("block %s accepted by the node", block_hash)
+            else:
+                self.stats["blocks_rejected"] += 1
+                log.error("block %s rejected by the node: %s", block_hash, result.reason)
+            if self.on_block is not None:
+                self.on_block()
+            return self._journal(share, block_hash, result.accepted, result.reason)
+
+        def failed(failure: Any) -> defer.Deferred[None] | None:
+            self.stats["blocks_unsubmitted"] += 1
+            log.error("block %s could not be submitted: %s", block_hash, failure.getErrorMessage())
+            return self._journal(
+                share, block_hash, False, f"submit failed: {failure.getErrorMessage()}"
+            )
+
+        recorded: defer.Deferred[Any] = d.addCallbacks(answered, failed)
+        recorded.addCallback(lambda _: self.record_share(share))
+        return recorded
+
+    def _journal(
+        self, share: AcceptedShare, block_hash: str, accepted: bool, reason: str | None
+    ) -> defer.Deferred[None] | None:
+        if self.journal is None:
+            return None
+        record = {**asdict(share), "hash": block_hash, "accepted": accepted, "reason": reason}
+        d = self.journal.append(record)
+        d.addErrback(lambda f: log.error("block journal write failed: %s", f.getErrorMessage()))
+        return d
+
+    # --- periodic sweep ----------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        now = self.clock()
+        timeout = self.settings.stratum.subscribe_timeout_s
+        for proto, since in list(self.unsubscribed.items()):
+            if now - since > timeout:
+                del self.unsubscribed[proto]
+                self.stats["closed_unsubscribed"] += 1
+                if proto.transport is not None:
+                    proto.transport.loseConnection()
+        for session in list(self.working):
+            session.check_idle(now)
+            if session.outbox:
+                session.protocol.send(b"")
+        for ip, until in list(self.banned.items()):
+            if until <= now:
+                del self.banned[ip]

@@ -1,0 +1,371 @@
+"""One miner connection's state and its methods: the session step of the share path.
+
+subscribe / authorize / configure / suggest_difficulty / extranonce.subscribe / submit. A
+method returns its result (or a Deferred of it) or raises StratumError; messages the pool
+pushes right after a reply (difficulty, first job) go to the outbox, which the protocol sends
+after the reply. Share checks run in a fixed order, each with its own error: subscribed (25),
+authorized worker (24), well-formed (20), job known on the current tip (21), extranonce2 size
+and ntime range (20), version bits inside the negotiated mask (20), duplicate (22), difficulty
+(23, with a grace window for the previous difficulty).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pool.config import ListenerSettings
+from pool.hashing import ShareError, difficulty_to_target, target_to_difficulty
+from pool.stratum import errors as E
+from pool.stratum.errors import StratumError
+from pool.stratum.vardiff import Vardiff, clamp, nice_difficulty
+
+if TYPE_CHECKING:
+    from pool.stratum.protocol import StratumProtocol
+    from pool.stratum.server import StratumServer
+
+_DIFFICULTY_OPTION = re.compile(r"(?:^|[,;\s])d=([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)")
+_HEX8 = re.compile(r"[0-9a-fA-F]{8}")
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """An authorized `tenant.worker` name on a session."""
+
+    name: str
+    tenant: str
+    worker: str
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedShare:
+    """A share the pool accepted: what the ledger records."""
+
+    tenant: str
+    worker: str
+    site: str
+    listener: str
+    job_id: str
+    height: int
+    difficulty: float  # credited (the session's difficulty, or the previous one in grace)
+    share_difficulty: float  # achieved by the hash
+    hash: bytes
+    time: float
+    block: bool
+
+
+def difficulty_json(value: float) -> float | int:
+    """Difficulty as a JSON number: whole numbers without a fraction (some firmware cares)."""
+    return int(value) if value == int(value) and value < 2**53 else value
+
+
+class Session:
+    """State of one connection; methods are called by the protocol in message order."""
+
+    __slots__ = (
+        "accepted",
+        "agent",
+        "connected_at",
+        "difficulty",
+        "difficulty_changed_at",
+        "extranonce1",
+        "extranonce_subscribed",
+        "fixed_difficulty",
+        "floor",
+        "last_share_at",
+        "listener",
+        "outbox",
+        "peer",
+        "prev_difficulty",
+        "prev_target",
+        "protocol",
+        "rejected",
+        "server",
+        "share_target",
+        "subscribed",
+        "vardiff",
+        "version_mask",
+        "workers",
+        "working",
+    )
+
+    def __init__(
+        self,
+        server: StratumServer,
+        listener: ListenerSettings,
+        protocol: StratumProtocol,
+        peer: str,
+        now: float,
+    ) -> None:
+        self.server = server
+        self.listener = listener
+        self.protocol = protocol
+        self.peer = peer
+        self.connected_at = now
+        self.subscribed = False
+        self.working = False
+        self.agent = ""
+        self.extranonce1: bytes = b""
+        self.extranonce_subscribed = False
+        self.workers: dict[str, Worker] = {}
+        self.difficulty = listener.start_difficulty
+        self.share_target = difficulty_to_target(self.difficulty)
+        self.prev_difficulty = 0.0
+        self.prev_target = 0
+        self.difficulty_changed_at = 0.0
+        self.fixed_difficulty = False
+        self.floor = listener.min_difficulty
+        self.version_mask: int | None = None
+        self.vardiff = Vardiff(listener.vardiff, now) if listener.vardiff.enabled else None
+        self.outbox: list[bytes] = []
+        self.accepted = 0
+        self.rejected = 0
+        self.last_share_at = 0.0
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    def handle(self, method: str, params: list[Any]) -> Any:
+        if method == "mining.submit":
+            return self.submit(params)
+        handler = _HANDLERS.get(method)
+        if handler is None:
+            raise StratumError(E.OTHER, f"Unknown method {method[:64]!r}")
+        return handler(self, params)
+
+    # --- methods -------------------------------------------------------------------------
+
+    def subscribe(self, params: list[Any]) -> Any:
+        if self.subscribed:
+            return self._subscribe_result()
+        if params and isinstance(params[0], str):
+            self.agent = params[0][:128]
+        wanted = None
+        if len(params) > 1 and isinstance(params[1], str):
+            try:
+                wanted = bytes.fromhex(params[1])
+            except ValueError:
+                wanted = None  # not one of ours: a new extranonce1
+        self.extranonce1 = self.server.extranonces.allocate(wanted)
+        self.subscribed = True
+        self.server.session_subscribed(self)
+        self._maybe_start_work()
+        return self._subscribe_result()
+
+    def _subscribe_result(self) -> list[Any]:
+        session_id = self.extranonce1.hex()
+        return [
+            [["mining.set_difficulty", session_id], ["mining.notify", session_id]],
+            session_id,
+            self.server.extranonce2_size,
+        ]
+
+    def authorize(self, params: list[Any]) -> bool:
+        if not params or not isinstance(params[0], str):
+            raise StratumError(E.OTHER, 'authorize takes ["tenant.worker", "password"]')
+        name = params[0].strip()
+        tenant, _, worker = name.partition(".")
+        if not self.server.tenant_known(tenant):
+            raise StratumError(
+                E.UNAUTHORIZED, f"Unauthorized worker: unknown tenant {tenant!r}", result=False
+            )
+        if len(name) > 128 or not worker.isprintable():
+            raise StratumError(E.UNAUTHORIZED, "Unauthorized worker: bad worker name", result=False)
+        self.workers[name] = Worker(name, tenant, worker or "default")
+        password = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
+        match = _DIFFICULTY_OPTION.search(password)
+        if match:
+            fixed = clamp(float(match.group(1)), self.floor, self.listener.max_difficulty)
+            self.fixed_difficulty = True
+            self.set_difficulty(fixed, push=self.working)
+        self._maybe_start_work()
+        return True
+
+    def configure(self, params: list[Any]) -> dict[str, Any]:
+        if len(params) < 1 or not isinstance(params[0], list):
+            raise StratumError(E.OTHER, "configure takes [[extensions], {parameters}]")
+        options = params[1] if len(params) > 1 else {}
+        if not isinstance(options, dict):
+            raise StratumError(E.OTHER, "configure parameters must be an object")
+        result: dict[str, Any] = {}
+        for extension in params[0]:
+            if extension == "version-rolling":
+                result.update(self._configure_version_rolling(options))
+            elif extension == "minimum-difficulty":
+                value = options.get("minimum-difficulty.value")
+                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                    result["minimum-difficulty"] = False
+                    continue
+                self.floor = clamp(
+                    value, self.listener.min_difficulty, self.listener.max_difficulty
+                )
+                if self.difficulty < self.floor:
+                    self.set_difficulty(self.floor, push=self.working)
+                result["minimum-difficulty"] = True
+            elif extension == "subscribe-extranonce":
+                self.extranonce_subscribed = True
+                result["subscribe-extranonce"] = True
+            elif isinstance(extension, str):
+                result[extension] = False
+        return result
+
+    def _configure_version_rolling(self, options: dict[str, Any]) -> dict[str, Any]:
+        mask_text = options.get("version-rolling.mask", "ffffffff")
+        min_bits = options.get("version-rolling.min-bit-count", 0)
+        if not isinstance(mask_text, str) or not _HEX8.fullmatch(mask_text.zfill(8)):
+            raise StratumError(E.OTHER, "version-rolling.mask must be 8 hex digits")
+        if isinstance(min_bits, bool) or not isinstance(min_bits, int) or min_bits < 0:
+            raise StratumError(E.OTHER, "version-rolling.min-bit-count must be a whole number")
+        mask = self.server.settings.stratum.version_mask & int(mask_text, 16)
+        if bin(mask).count("1") < min_bits:
+            self.version_mask = None
+            return {"version-rolling": False}
+        self.version_mask = mask
+        return {"version-rolling": True, "version-rolling.mask": f"{mask:08x}"}
+
+    def suggest_difficulty(self, params: list[Any]) -> bool:
+        value = params[0] if params else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise StratumError(E.OTHER, "suggest_difficulty takes [difficulty > 0]")
+        if not self.fixed_difficulty:
+            self.set_difficulty(
+                clamp(value, self.floor, self.listener.max_difficulty), push=self.working
+            )
+        return True
+
+    def extranonce_subscribe(self, params: list[Any]) -> bool:
+        self.extranonce_subscribed = True
+        return True
+
+    # --- work and difficulty ---------------------------------------------------------------
+
+    def _maybe_start_work(self) -> None:
+        if self.working or not self.subscribed or not self.workers:
+            return
+        entry = self.server.jobs.current
+        if entry is None:
+            return
+        self.working = True
+        self.outbox.append(self._set_difficulty_message())
+        self.outbox.append(entry.notify(True))
+        self.server.session_working(self)
+
+    def set_difficulty(self, value: float, push: bool, now: float | None = None) -> None:
+        """Change the session's difficulty; shares at the old one count during the grace."""
+        if value == self.difficulty:
+            return
+        self.prev_difficulty = self.difficulty
+        self.prev_target = self.share_target
+        self.difficulty_changed_at = self.server.clock() if now is None else now
+        self.difficulty = value
+        self.share_target = difficulty_to_target(value)
+        if push:
+            self.outbox.append(self._set_difficulty_message())
+
+    def _set_difficulty_message(self) -> bytes:
+        return (
+            b'{"id":null,"method":"mining.set_difficulty","params":[%s]}\n'
+            % repr(difficulty_json(self.difficulty)).encode()
+        )
+
+    def retarget(self, proposed: float | None, now: float) -> None:
+        if proposed is None or self.fixed_difficulty:
+            return
+        value = nice_difficulty(clamp(proposed, self.floor, self.listener.max_difficulty))
+        if value != self.difficulty:
+            self.set_difficulty(value, push=self.working, now=now)
+
+    # --- shares ----------------------------------------------------------------------------
+
+    def submit(self, params: list[Any]) -> Any:
+        if not self.subscribed:
+            raise StratumError(E.NOT_SUBSCRIBED, "Not subscribed")
+        n = len(params)
+        if n != 5 and n != 6:
+            raise StratumError(E.OTHER, "submit takes 5 or 6 params")
+        name, job_id, en2, ntime, nonce = params[0], params[1], params[2], params[3], params[4]
+        worker = self.workers.get(name) if isinstance(name, str) else None
+        if worker is None:
+            raise StratumError(E.UNAUTHORIZED, "Unauthorized worker")
+        bits = params[5] if n == 6 else None
+        if not (
+            isinstance(job_id, str)
+            and isinstance(en2, str)
+            and isinstance(ntime, str)
+            and isinstance(nonce, str)
+            and (bits is None or isinstance(bits, str))
+        ):
+            raise StratumError(E.OTHER, "submit params must be text")
+        server = self.server
+        entry = server.jobs.get(job_id)
+        if entry is None:
+            raise StratumError(E.JOB_NOT_FOUND, "Job not found (stale)")
+        if len(en2) != server.extranonce2_hex_len:
+            raise StratumError(
+                E.OTHER, f"extranonce2 must be {server.extranonce2_size} bytes of hex"
+            )
+        job = entry.job
+        if not _HEX8.fullmatch(ntime):
+            raise StratumError(E.OTHER, "ntime must be 8 hex digits")
+        now = server.clock()
+        if not job.ntime_allowed(int(ntime, 16), now, server.settings.stratum.ntime_ahead_s):
+            raise StratumError(E.OTHER, "ntime out of range")
+        mask = self.version_mask if self.version_mask is not None else 0
+        try:
+            digest, value, meets = job.work.validate(
+                self.extranonce1, en2, ntime, nonce, bits, mask, self.share_target
+            )
+        except ShareError as exc:
+            raise StratumError(E.OTHER, str(exc)) from None
+        if digest in entry.seen:
+            raise StratumError(E.DUPLICATE, "Duplicate share")
+        credited = self.difficulty
+        if not meets:
+            if (
+                self.prev_target
+                and value <= self.prev_target
+                and now - self.difficulty_changed_at <= server.settings.stratum.difficulty_grace_s
+            ):
+                credited = self.prev_difficulty
+            else:
+                raise StratumError(
+                    E.LOW_DIFFICULTY,
+                    f"Low difficulty share ({target_to_difficulty(value):.6g} < "
+                    f"{self.difficulty:g})",
+                )
+        entry.seen.add(digest)
+        self.accepted += 1
+        self.last_share_at = now
+        is_block = value <= job.network_target
+        share = AcceptedShare(
+            tenant=worker.tenant,
+            worker=worker.worker,
+            site=self.listener.site,
+            listener=self.listener.name,
+            job_id=job.job_id,
+            height=job.height,
+            difficulty=credited,
+            share_difficulty=target_to_difficulty(value),
+            hash=digest,
+            time=now,
+            block=is_block,
+        )
+        if self.vardiff is not None:
+            self.retarget(self.vardiff.on_share(self.difficulty, now), now)
+        if is_block:
+            return server.block_found(self, entry, share, en2, ntime, nonce, bits, mask)
+        return server.record_share(share)
+
+    def check_idle(self, now: float) -> None:
+        """Periodic: let vardiff lower the difficulty of a session whose shares stopped."""
+        if self.vardiff is not None and self.working:
+            self.retarget(self.vardiff.on_idle(self.difficulty, now), now)
+
+
+_HANDLERS: dict[str, Any] = {
+    "mining.subscribe": Session.subscribe,
+    "mining.authorize": Session.authorize,
+    "mining.configure": Session.configure,
+    "mining.suggest_difficulty": Session.suggest_difficulty,
+    "mining.extranonce.subscribe": Session.extranonce_subscribe,
+}
