@@ -19,6 +19,7 @@ from pool.config import ListenerSettings
 from pool.hashing import ShareError, difficulty_to_target, target_to_difficulty
 from pool.stratum import errors as E
 from pool.stratum.errors import StratumError
+from pool.stratum.extranonce import ExtranonceExhausted
 from pool.stratum.vardiff import Vardiff, clamp, nice_difficulty
 
 if TYPE_CHECKING:
@@ -146,7 +147,10 @@ class Session:
                 wanted = bytes.fromhex(params[1])
             except ValueError:
                 wanted = None  # not one of ours: a new extranonce1
-        self.extranonce1 = self.server.extranonces.allocate(wanted)
+        try:
+            self.extranonce1 = self.server.extranonces.allocate(wanted)
+        except ExtranonceExhausted:
+            raise StratumError(E.OTHER, "Pool is full: no extranonce1 left") from None
         self.subscribed = True
         self.server.session_subscribed(self)
         self._maybe_start_work()
