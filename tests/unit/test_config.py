@@ -644,3 +644,16 @@ def test_node_settings_redacted_url() -> None:
 
 def test_redact_url_keeps_ipv6_brackets() -> None:
     assert redact_url("http://u:p@[::1]:18443") == "http://u:***@[::1]:18443"
+
+
+def test_example_config_loads_and_names_every_section() -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+    settings = load_settings(example)
+    assert settings.sites == ("north", "south")
+    assert [listener.name for listener in settings.listeners] == ["north-asic", "south-asic"]
+    assert [tenant.name for tenant in settings.tenants] == ["acme", "greenhouse-coop"]
+    text = example.read_text()
+    for key in settings.raw:  # every top-level key the file uses is explained by a comment
+        assert f"\n{key}:" in text
