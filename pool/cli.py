@@ -297,6 +297,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run simulated miners against a pool for a while; print their totals as JSON."""
+    from twisted.internet import reactor as _reactor
+
+    from pool.sim.miner import MinerFactory, MinerSpec
+
+    reactor: Any = _reactor
+    host, _, port_text = args.connect.rpartition(":")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise CliError(f"--connect: expected HOST:PORT, got {args.connect!r}", EXIT_BAD_INPUT)
+    tenants = [t for t in args.tenants.split(",") if t]
+    if not tenants:
+        raise CliError("--tenants: name at least one tenant", EXIT_BAD_INPUT)
+    if args.miners < 1 or args.hashrate <= 0 or args.seconds <= 0:
+        raise CliError("--miners, --hashrate and --seconds must be positive", EXIT_BAD_INPUT)
+    factories = []
+    for tenant in tenants:
+        for n in range(args.miners):
+            spec = MinerSpec(
+                tenant, f"sim{n:03d}", args.hashrate, suggest_difficulty=args.suggest_difficulty
+            )
+            factory = MinerFactory(spec, reactor)
+            factories.append(factory)
+            reactor.connectTCP(host, int(port_text), factory, timeout=10)
+    reactor.callLater(args.seconds, reactor.stop)
+    reactor.run()
+    totals: dict[str, dict[str, Any]] = {}
+    for factory in factories:
+        miner = factory.miner
+        row = totals.setdefault(
+            factory.spec.tenant,
+            {"miners": 0, "connected": 0, "accepted": 0, "rejected": 0, "blocks": 0, "work": 0.0},
+        )
+        row["miners"] += 1
+        if miner is not None:
+            row["connected"] += int(miner.authorized)
+            row["accepted"] += miner.stats.accepted
+            row["rejected"] += sum(miner.stats.rejected.values())
+            row["blocks"] += miner.stats.blocks
+            row["work"] += miner.stats.work
+    print(json.dumps({"event": "simulation", "tenants": totals}))
+    return 0
+
+
 def task_sleep(reactor: Any, seconds: float) -> Any:
     from twisted.internet import task
 
@@ -343,6 +387,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait-node", type=float, default=60.0, help="seconds to wait for an unreachable node"
     )
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("simulate", help="connect simulated miners to a pool for a while")
+    p.add_argument("--connect", required=True, help="the pool's HOST:PORT")
+    p.add_argument("--tenants", required=True, help="comma-separated tenant names")
+    p.add_argument("--miners", type=int, default=2, help="miners per tenant")
+    p.add_argument("--hashrate", type=float, default=2.0, help="hashes per second each pretends")
+    p.add_argument("--suggest-difficulty", type=float, help="difficulty each miner suggests")
+    p.add_argument("--seconds", type=float, default=20.0, help="how long to run")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("work", help="follow the node's templates and print every job")
     p.add_argument("--mine", type=int, default=0, help="regtest: mine N blocks with the CPU")

@@ -1,19 +1,24 @@
-"""The demo behind `scripts/demo`: a regtest node, the pool's work pipeline, blocks found.
+"""The demo behind `scripts/demo`: a regtest node, the pool serving it, simulated miners.
 
-Starts bcoin in regtest (segwit), points farmpool at it with the node wallet's address as the
-payout address, runs `farmpool work --mine N` (templates -> jobs -> CPU loop -> assembled
-blocks -> submitblock) and then checks on the node that every block is in its chain and
-pays the pool. Everything it starts is stopped at the end.
+Starts bcoin in regtest (segwit), runs `farmpool serve` on the embedded defaults pointed at that
+node (the node wallet's address as the pool's payout address, one site, tenants, a localhost
+port with a difficulty CPU miners can meet), connects a small simulated fleet over TCP
+(`farmpool simulate`: version rolling, real shares found by hashing), and then checks on the node
+that the blocks the pool found are in its chain and pay the pool. Everything it starts is
+stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -21,59 +26,122 @@ import regtest_peers
 
 from pool.chain.addresses import address_to_script
 from pool.chain.serialize import parse_block
+from pool.config import DEFAULT_CONFIG
+
+TENANTS = ["acme", "borealis", "greenhouse"]
+
+
+def start_pool(config: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "pool", "-c", str(config), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
+    )
+    assert pool.stdout is not None
+    for line in pool.stdout:
+        event = json.loads(line)
+        if event["event"] == "listening":
+            # Keep reading its event lines, or a full pipe would stall the pool.
+            threading.Thread(target=pool.stdout.read, daemon=True).start()
+            return pool, int(event["ports"]["main"])
+    raise RuntimeError(f"farmpool serve did not start:\n{log.read_text()[-3000:]}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=5, help="blocks to mine (1..100)")
+    parser.add_argument("--seconds", type=float, default=15, help="how long the fleet mines")
+    parser.add_argument("--miners", type=int, default=2, help="simulated miners per tenant")
     args = parser.parse_args()
-    if not 1 <= args.blocks <= 100:
-        parser.error("--blocks must be from 1 to 100")
+    if not 1 <= args.seconds <= 600 or not 1 <= args.miners <= 100:
+        parser.error("--seconds must be 1..600 and --miners 1..100")
     regtest_peers.install_bcoin()
     with tempfile.TemporaryDirectory(prefix="farmpool-demo-") as tmp:
         work = Path(tmp)
         with regtest_peers.start_bcoin(work / "bcoin") as node:
             address = node.new_address()
-            config = work / "farmpool.yaml"
-            config.write_text(
-                json.dumps(
-                    {
-                        "network": "regtest",
-                        "node": {"url": node.rpc_url},
-                        "pool": {"payout_address": address, "tag": "/farmpool-demo/"},
-                    }
-                )
-            )
+            config: dict[str, Any] = json.loads(json.dumps(DEFAULT_CONFIG))
+            config["node"] = {"url": node.rpc_url, "refresh_interval_s": 10}
+            config["pool"] = {"payout_address": address, "tag": "/farmpool-demo/"}
+            config["tenants"] = [{"name": t} for t in TENANTS]
+            config["data_dir"] = str(work / "data")
+            listener = config["listeners"][0]
+            listener["port"] = 0
+            # Regtest's network target is 2^255: half of all hashes are blocks. Share difficulty
+            # 1e-10 lets every hash be a share; 0.5 H/s pretended gives ~1 share/s a miner, so
+            # blocks come every few hundred ms, and siblings at one height are common.
+            listener["difficulty"] = {"start": 1e-10, "min": 1e-10, "max": 1e-10}
+            listener["vardiff"] = {"enabled": False}
+            path = work / "farmpool.yaml"
+            path.write_text(json.dumps(config))
             print(f"regtest node: bcoin at 127.0.0.1:{node.rpc_port}; pool pays {address}")
-            farmpool = [sys.executable, "-m", "pool", "-c", str(config)]
-            subprocess.run([*farmpool, "node", "check"], check=True)
-            run = subprocess.run(
-                [*farmpool, "work", "--mine", str(args.blocks)], capture_output=True, text=True
-            )
-            events = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-            for event in events:
-                print(json.dumps(event))
-            if run.returncode != 0:
-                print(run.stderr, file=sys.stderr)
-                return run.returncode
-            blocks = [e for e in events if e["event"] == "block"]
-            script = address_to_script(address, "regtest")
-            print(f"\n{'height':>6}  {'block hash':64}  paid to pool (sat)")
-            for event in blocks:
-                raw = node.rpc("getblock", event["hash"], False)
-                block = parse_block(bytes.fromhex(raw))
-                paid = sum(o.value for o in block.txs[0].outputs if o.script == script)
-                in_chain = node.rpc("getblockhash", event["height"]) == event["hash"]
-                print(
-                    f"{event['height']:>6}  {event['hash']}  {paid}"
-                    f"{'' if in_chain else '  NOT IN CHAIN'}"
-                )
-                if not in_chain or paid <= 0:
-                    return 1
+            start_height = node.rpc("getblockcount")
+            pool, port = start_pool(path, work / "pool.log")
             print(
-                f"\n{len(blocks)} blocks found through the pool, accepted by the node, "
-                f"tip height {node.rpc('getblockcount')}."
+                f"pool: farmpool serve on 127.0.0.1:{port} "
+                f"({len(TENANTS)} tenants x {args.miners} simulated miners)"
             )
+            try:
+                sim = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pool",
+                        "simulate",
+                        "--connect",
+                        f"127.0.0.1:{port}",
+                        "--tenants",
+                        ",".join(TENANTS),
+                        "--miners",
+                        str(args.miners),
+                        "--hashrate",
+                        "0.5",
+                        "--seconds",
+                        str(args.seconds),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=args.seconds + 60,
+                )
+            finally:
+                pool.send_signal(signal.SIGTERM)
+                code = pool.wait(timeout=30)
+            if sim.returncode != 0 or code != 0:
+                print(sim.stderr[-3000:], (work / "pool.log").read_text()[-3000:], file=sys.stderr)
+                return 1
+            result = json.loads(sim.stdout.strip().splitlines()[-1])
+            print(f"\n{'tenant':12} {'miners':>6} {'accepted':>9} {'rejected':>9} {'blocks':>7}")
+            for tenant, row in result["tenants"].items():
+                print(
+                    f"{tenant:12} {row['connected']:>6} {row['accepted']:>9} "
+                    f"{row['rejected']:>9} {row['blocks']:>7}"
+                )
+            journal = work / "data" / "blocks.jsonl"
+            records = (
+                [json.loads(x) for x in journal.read_text().splitlines()]
+                if journal.exists()
+                else []
+            )
+            script = address_to_script(address, "regtest")
+            in_chain = 0
+            for record in records:
+                if not record["accepted"]:
+                    continue
+                if node.rpc("getblockhash", record["height"]) != record["hash"]:
+                    continue  # accepted, but another of our blocks won that height
+                block = parse_block(bytes.fromhex(node.rpc("getblock", record["hash"], False)))
+                if block.txs[0].outputs[0].script != script:
+                    print(f"block {record['hash']} does not pay the pool", file=sys.stderr)
+                    return 1
+                in_chain += 1
+            height = node.rpc("getblockcount")
+            print(
+                f"\n{len(records)} blocks found through the pool, {in_chain} in the node's chain "
+                f"(height {start_height} -> {height}), every one paying the pool."
+            )
+            if in_chain == 0 or height - start_height != in_chain:
+                print("expected the chain to consist of the pool's blocks", file=sys.stderr)
+                return 1
     return 0
 
 

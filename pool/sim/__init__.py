@@ -1,0 +1,1 @@
+"""Simulation of the farm's side: miners that connect to the pool over TCP."""
