@@ -31,12 +31,18 @@ _loads = json.loads
 _TRUE_TAIL = b',"result":true,"error":null}\n'
 
 
+def _id_json(request_id: Any) -> bytes:
+    if type(request_id) is int:  # the common case, without the JSON encoder
+        return b"%d" % request_id
+    return _dumps(request_id).encode()
+
+
 def encode_reply(request_id: Any, result: Any) -> bytes:
     if result is True:
-        return b'{"id":' + _dumps(request_id).encode() + _TRUE_TAIL
+        return b'{"id":' + _id_json(request_id) + _TRUE_TAIL
     return (
         b'{"id":'
-        + _dumps(request_id).encode()
+        + _id_json(request_id)
         + b',"result":'
         + _dumps(result).encode()
         + b',"error":null}\n'
@@ -46,7 +52,7 @@ def encode_reply(request_id: Any, result: Any) -> bytes:
 def encode_error(request_id: Any, error: StratumError) -> bytes:
     return (
         b'{"id":'
-        + _dumps(request_id).encode()
+        + _id_json(request_id)
         + b',"result":'
         + _dumps(error.result).encode()
         + b',"error":'
@@ -117,7 +123,7 @@ class StratumProtocol(protocol.Protocol):
         if not line:
             return None
         try:
-            message = _loads(line)
+            message = _loads(line.decode())
         except ValueError:  # also not UTF-8
             self.server.note_invalid(session, "malformed")
             return encode_error(None, StratumError(E.OTHER, "Parse error: not a JSON line"))

@@ -108,6 +108,7 @@ class StratumServer:
         self.extranonces = ExtranonceAllocator(cb.extranonce1_size)
         self.extranonce2_size = cb.extranonce2_size
         self.extranonce2_hex_len = 2 * cb.extranonce2_size
+        self.ntime_ahead_s = settings.stratum.ntime_ahead_s
         self.tenants = {t.name for t in settings.tenants}
         self.sessions: set[Session] = set()
         self.working: set[Session] = set()

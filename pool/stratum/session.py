@@ -39,7 +39,7 @@ class Worker:
     worker: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AcceptedShare:
     """A share the pool accepted: what the ledger records."""
 
@@ -309,10 +309,14 @@ class Session:
                 E.OTHER, f"extranonce2 must be {server.extranonce2_size} bytes of hex"
             )
         job = entry.job
-        if not _HEX8.fullmatch(ntime):
+        try:
+            ntime_value = int(ntime, 16)
+        except ValueError:
+            ntime_value = -1
+        if len(ntime) != 8 or ntime_value < 0:
             raise StratumError(E.OTHER, "ntime must be 8 hex digits")
         now = server.clock()
-        if not job.ntime_allowed(int(ntime, 16), now, server.settings.stratum.ntime_ahead_s):
+        if not job.ntime_allowed(ntime_value, now, server.ntime_ahead_s):
             raise StratumError(E.OTHER, "ntime out of range")
         mask = self.version_mask if self.version_mask is not None else 0
         try:
