@@ -372,6 +372,8 @@ class HeaderWork:
             raise ShareError("extranonce2, ntime, nonce and version must be hex") from None
         if len(ntime_hex) != 8 or len(nonce_hex) != 8:
             raise ShareError("ntime and nonce must be 8 hex digits")
+        if 2 * len(extranonce2) != len(extranonce2_hex):  # fromhex skips white space
+            raise ShareError("extranonce2 must be hex digits only")
         if bits is not None and (len(version_bits_hex or "") != 8):
             raise ShareError("version bits must be 8 hex digits")
         version = self.version if bits is None else self.rolled_version(bits, version_mask)

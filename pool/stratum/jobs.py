@@ -18,9 +18,12 @@ class JobEntry:
 
     __slots__ = ("job", "notify_clean", "notify_update", "seen")
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, seen: set[bytes] | None = None) -> None:
         self.job = job
-        self.seen: set[bytes] = set()
+        # Header hashes accepted for this job's work. Jobs whose hashable work is identical
+        # (a refresh of an unchanged template) share one set: the same header under another
+        # job id is still a duplicate.
+        self.seen: set[bytes] = set() if seen is None else seen
         self.notify_clean = encode_notify(job, clean=True)
         self.notify_update = encode_notify(job, clean=False)
 
@@ -32,6 +35,12 @@ def encode_notify(job: Job, clean: bool) -> bytes:
     """The `mining.notify` line for a job, as bytes (the same bytes go to every session)."""
     message = {"id": None, "method": "mining.notify", "params": job.notify_params(clean)}
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def work_identity(job: Job) -> tuple[bytes, bytes, tuple[bytes, ...], int, bytes, int]:
+    """What decides the header a submit hashes to, apart from the miner's fields."""
+    w = job.work
+    return (w.coinb1, w.coinb2, w.branch, w.version, w.prevhash, w.nbits)
 
 
 class JobRegistry:
@@ -46,7 +55,9 @@ class JobRegistry:
         """Register a new job; a job on a new tip drops every job on the old one."""
         if self.current is not None and job.template.prevhash != self.current.job.template.prevhash:
             self._jobs.clear()
-        entry = JobEntry(job)
+        identity = work_identity(job)
+        same = next((e for e in self._jobs.values() if work_identity(e.job) == identity), None)
+        entry = JobEntry(job, None if same is None else same.seen)
         self._jobs[job.job_id] = entry
         while len(self._jobs) > self.keep:
             self._jobs.popitem(last=False)

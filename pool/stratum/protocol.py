@@ -124,7 +124,7 @@ class StratumProtocol(protocol.Protocol):
             return None
         try:
             message = _loads(line.decode())
-        except ValueError:  # also not UTF-8
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep
             self.server.note_invalid(session, "malformed")
             return encode_error(None, StratumError(E.OTHER, "Parse error: not a JSON line"))
         if not isinstance(message, dict):

@@ -127,6 +127,7 @@ class StratumServer:
         self._sweeper.clock = reactor
         self.last_fanout: dict[str, Any] = {}
         self._idle_queue: list[Session] = []
+        self.bound_ports: dict[str, int] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -142,6 +143,7 @@ class StratumServer:
             )
             self.ports.append(port)
             bound.append(port.getHost().port)
+            self.bound_ports[listener.name] = port.getHost().port
             log.info(
                 "listening on %s:%d (listener %s, site %s, difficulty %g [%g..%g])",
                 listener.bind,
@@ -168,7 +170,8 @@ class StratumServer:
             listener = session.listener
             params: list[Any] = []
             if listener.public_host:
-                params = [listener.public_host, listener.port, wait]
+                port = self.bound_ports.get(listener.name, listener.port)
+                params = [listener.public_host, port, wait]
             message = {"id": None, "method": "client.reconnect", "params": params}
             session.protocol.send(json.dumps(message).encode() + b"\n")
             transport = session.protocol.transport

@@ -275,7 +275,7 @@ class Session:
     def retarget(self, proposed: float | None, now: float) -> None:
         if proposed is None or self.fixed_difficulty:
             return
-        value = nice_difficulty(clamp(proposed, self.floor, self.listener.max_difficulty))
+        value = clamp(nice_difficulty(proposed), self.floor, self.listener.max_difficulty)
         if value != self.difficulty:
             self.set_difficulty(value, push=self.working, now=now)
 
@@ -284,13 +284,16 @@ class Session:
     def submit(self, params: list[Any]) -> Any:
         if not self.subscribed:
             raise StratumError(E.NOT_SUBSCRIBED, "Not subscribed")
+        name = params[0] if params else None
+        if not isinstance(name, str):
+            raise StratumError(E.OTHER, "submit takes [worker, job_id, extranonce2, ntime, nonce]")
+        worker = self.workers.get(name)
+        if worker is None:
+            raise StratumError(E.UNAUTHORIZED, "Unauthorized worker")
         n = len(params)
         if n != 5 and n != 6:
             raise StratumError(E.OTHER, "submit takes 5 or 6 params")
-        name, job_id, en2, ntime, nonce = params[0], params[1], params[2], params[3], params[4]
-        worker = self.workers.get(name) if isinstance(name, str) else None
-        if worker is None:
-            raise StratumError(E.UNAUTHORIZED, "Unauthorized worker")
+        job_id, en2, ntime, nonce = params[1], params[2], params[3], params[4]
         bits = params[5] if n == 6 else None
         if not (
             isinstance(job_id, str)
@@ -328,7 +331,8 @@ class Session:
         if digest in entry.seen:
             raise StratumError(E.DUPLICATE, "Duplicate share")
         credited = self.difficulty
-        if not meets:
+        is_block = value <= job.network_target
+        if not meets and not is_block:  # a block is never thrown away, whatever the session
             if (
                 self.prev_target
                 and value <= self.prev_target
@@ -341,10 +345,12 @@ class Session:
                     f"Low difficulty share ({target_to_difficulty(value):.6g} < "
                     f"{self.difficulty:g})",
                 )
+        share_difficulty = target_to_difficulty(value)
+        if not meets and is_block:
+            credited = min(credited, share_difficulty)  # a block below the session's difficulty
         entry.seen.add(digest)
         self.accepted += 1
         self.last_share_at = now
-        is_block = value <= job.network_target
         share = AcceptedShare(
             tenant=worker.tenant,
             worker=worker.worker,
@@ -353,7 +359,7 @@ class Session:
             job_id=job.job_id,
             height=job.height,
             difficulty=credited,
-            share_difficulty=target_to_difficulty(value),
+            share_difficulty=share_difficulty,
             hash=digest,
             time=now,
             block=is_block,

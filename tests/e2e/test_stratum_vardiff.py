@@ -1,0 +1,130 @@
+"""Vardiff end to end: a fast share stream raises the difficulty, an idle session's halves.
+
+Own server process: the `fast` port aims at a share every 0.05 s (12 shares a window,
+tolerance 2) and starts at difficulty 2e-11, whose share target is the whole hash space, so
+any hash is a share; the `idle` port closes a window after 1 s. No grace window, so a share
+after a change must meet the new difficulty at once. On regtest a raise above about 4.7e-10
+puts the share target under the network target: a share that meets it is then a block,
+which the node accepts (this module's server is the only one running at that time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from regtest_peers import RegtestNode
+
+from tests.e2e.farmpool_serve import ServeProcess, base_config
+from tests.e2e.stratum_client import StratumClient
+
+FAST_START = 2e-11
+IDLE_START = 4.0
+
+
+@pytest.fixture(scope="module")
+def server(
+    bcoin_node: RegtestNode,
+    serve_factory: Callable[[dict[str, Any]], ServeProcess],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ServeProcess:
+    config = base_config(
+        bcoin_node.rpc_url, bcoin_node.new_address(), tmp_path_factory.mktemp("pool")
+    )
+    config["listeners"] = [
+        {
+            "name": "fast",
+            "bind": "127.0.0.1",
+            "port": 0,
+            "difficulty": {"start": FAST_START, "min": 1e-12, "max": 16},
+            "vardiff": {
+                "enabled": True,
+                "target_share_interval_s": 0.05,
+                "min_shares": 12,
+                "max_window_s": 60,
+                "tolerance": 2,
+            },
+        },
+        {
+            "name": "idle",
+            "bind": "127.0.0.1",
+            "port": 0,
+            "difficulty": {"start": IDLE_START, "min": 1e-12, "max": 16},
+            "vardiff": {"enabled": True, "target_share_interval_s": 5, "max_window_s": 1},
+        },
+    ]
+    config["stratum"] = {"difficulty_grace_s": 0}
+    return serve_factory(config)
+
+
+@pytest.fixture
+def connect(server: ServeProcess) -> Iterator[Callable[[str], StratumClient]]:
+    clients: list[StratumClient] = []
+
+    def open_client(listener: str) -> StratumClient:
+        client = StratumClient(server.port(listener), log=server.log_tail)
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close()
+    assert server.running(), f"farmpool serve died:\n{server.log_tail()}"
+
+
+def test_fast_shares_raise_the_difficulty_and_later_shares_must_meet_it(
+    connect: Callable[[str], StratumClient], bcoin_node: RegtestNode
+) -> None:
+    client = connect("fast")
+    job = client.start()
+    assert client.difficulties == [FAST_START]
+    for i in range(12):
+        reply = client.submit(client.find_accepted())
+        assert reply["result"] is True, f"share {i}: {reply}"
+    # The twelfth share closes the window: the new difficulty follows its reply at once.
+    client.push("mining.set_difficulty", timeout=2.0)
+    raised = client.difficulty
+    assert raised is not None and raised > 2 * FAST_START, client.difficulties
+    assert raised == float(f"{raised:.3g}"), "below 1: three significant digits"
+    assert client.lines[-1].startswith(b'{"id":null,"method":"mining.set_difficulty"')
+    assert b'"result":true' in client.lines[-2]
+    new_target = client.share_target()
+    network = job.network_target
+    # A share that met the old difficulty but not the new one is rejected (no grace here).
+    low = client.find(lambda v: v > max(new_target, network))
+    reply = client.submit(low)
+    assert reply["error"] is not None and reply["error"][0] == 23, reply
+    # One that meets the new difficulty is accepted (on regtest it may also be a block).
+    if new_target > network:
+        good = client.find(lambda v: network < v <= new_target)
+    else:
+        good = client.find(lambda v: v <= new_target)
+    reply = client.submit(good)
+    assert reply["result"] is True and reply["error"] is None, reply
+    if good.value <= network:
+        assert bcoin_node.rpc("getbestblockhash") == good.block_hash
+
+
+def test_idle_session_difficulty_halves(connect: Callable[[str], StratumClient]) -> None:
+    client = connect("idle")
+    client.start()
+    assert client.difficulties == [IDLE_START]
+    client.push("mining.set_difficulty", timeout=3.0)
+    assert client.difficulties == [IDLE_START, IDLE_START / 2]
+
+
+def test_vardiff_never_goes_below_minimum_difficulty(
+    connect: Callable[[str], StratumClient],
+) -> None:
+    client = connect("idle")
+    assert client.configure(["minimum-difficulty"], {"minimum-difficulty.value": 3}) == {
+        "minimum-difficulty": True
+    }
+    client.start()
+    assert client.difficulties == [IDLE_START]
+    deadline = time.monotonic() + 2.6
+    while time.monotonic() < deadline:
+        client.poll(0.2)
+        assert min(client.difficulties) >= 3, f"difficulty went to {client.difficulties}"
