@@ -1,54 +1,14 @@
-"""Fixtures for the end-to-end tests: the real regtest nodes and `farmpool serve` processes.
-
-The node fixtures start the same real peers as ``tests/integration/conftest.py`` (through
-``scripts/regtest_peers.py``; an install or start failure fails the test, never skips it).
-They are defined here again because a conftest's fixtures are only visible below its folder;
-in a run of the whole suite each folder starts its own nodes.
-"""
+"""Fixtures for the end-to-end tests: `farmpool serve` processes (the regtest nodes come
+from tests/conftest.py)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-_SCRIPTS = REPO / "scripts"
-if str(_SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(_SCRIPTS))
+import pytest
 
-import pytest  # noqa: E402
-import regtest_peers  # noqa: E402
-from regtest_peers import RegtestNode  # noqa: E402
-
-from tests.e2e.farmpool_serve import ServeProcess  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def bcoin_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestNode]:
-    """A running in-memory bcoin regtest node (segwit), shared by the session."""
-    regtest_peers.install_bcoin()
-    node = regtest_peers.start_bcoin(tmp_path_factory.mktemp("bcoin"))
-    try:
-        yield node
-    finally:
-        node.stop()
-
-
-@pytest.fixture(scope="session")
-def svnode_pair(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[RegtestNode, RegtestNode]]:
-    """Two connected Bitcoin SV regtest nodes: ``(pool_node, elsewhere_node)``; the first
-    publishes ZMQ hashblock and is the one the pool talks to."""
-    regtest_peers.install_svnode()
-    pool_node, elsewhere = regtest_peers.start_svnode_pair(tmp_path_factory.mktemp("svnode"))
-    try:
-        yield pool_node, elsewhere
-    finally:
-        elsewhere.stop()
-        pool_node.stop()
+from tests.e2e.farmpool_serve import ServeProcess
 
 
 @pytest.fixture(scope="module")
