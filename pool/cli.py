@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -267,6 +268,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             source.listeners.append(on_job)
             yield source.start()
             ports = server.listen()
+            # Startup objects live as long as the process: keep the collector's full passes
+            # off them (a gen-2 pass over a large heap is a latency spike for every miner).
+            gc.collect()
+            gc.freeze()
             names = [listener.name for listener in settings.listeners]
             announce(
                 {

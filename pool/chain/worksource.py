@@ -201,7 +201,8 @@ class WorkSource:
         previous = self.current
         new_tip = previous is None or template.prevhash != previous.template.prevhash
         if not new_tip and reason not in ("refresh", "start"):
-            return  # a hint that turned out to be nothing new
+            self.tip_detected_at = 0.0  # a hint that turned out to be nothing new
+            return
         job = self.factory.build(template, clean=new_tip)
         self.current = job
         if new_tip:

@@ -114,7 +114,7 @@ class StratumProtocol(protocol.Protocol):
                 out.extend(session.outbox)
                 session.outbox.clear()
         if out:
-            self.transport.write(b"".join(out))
+            self.push(b"".join(out))
         if len(self._buffer) > self._max_line or any(len(x) > self._max_line for x in lines):
             self._oversized()
 
@@ -195,15 +195,17 @@ class StratumProtocol(protocol.Protocol):
         if session is not None and session.outbox:
             data += b"".join(session.outbox)
             session.outbox.clear()
-        transport = self.transport
-        if transport is not None:
-            transport.write(data)
+        if data:
+            self.push(data)
 
     def push(self, data: bytes) -> None:
-        """Broadcast path: try the socket directly when nothing is queued for it.
+        """Write, trying the socket directly when nothing is queued for it.
 
-        On an idle connection this saves the reactor a round (register for writing, wait,
-        write) per session, which is what fan-out to thousands of sessions is made of.
+        Twisted's transport.write only queues and registers the socket for writing; the send
+        happens a reactor round later, and the register/unregister pair was a third of the
+        server's CPU at 15k shares/s. A direct send when the queue is empty keeps ordering (the
+        queue is empty) and leaves any remainder to the transport. The same path serves the
+        fan-out of one notify to thousands of sessions.
         """
         transport = self.transport
         if (

@@ -328,7 +328,8 @@ class Session:
             )
         except ShareError as exc:
             raise StratumError(E.OTHER, str(exc)) from None
-        if digest in entry.seen:
+        key = int.from_bytes(digest[:8], "little")  # the hash's random low bits, compactly
+        if key in entry.seen:
             raise StratumError(E.DUPLICATE, "Duplicate share")
         credited = self.difficulty
         is_block = value <= job.network_target
@@ -348,7 +349,7 @@ class Session:
         share_difficulty = target_to_difficulty(value)
         if not meets and is_block:
             credited = min(credited, share_difficulty)  # a block below the session's difficulty
-        entry.seen.add(digest)
+        entry.seen.add(key)
         self.accepted += 1
         self.last_share_at = now
         share = AcceptedShare(
