@@ -20,6 +20,7 @@ from pool.hashing import (
     difficulty_to_target,
     stratum_prevhash_to_header,
 )
+from pool.hexfields import HexError, parse_hex
 
 #: An ntime more than this past the job's is refused (pools compare with their clock).
 NTIME_AHEAD_S = 7200
@@ -69,16 +70,10 @@ def _message(text: str, option: str, method: str) -> list[Any]:
 
 
 def _hex(option: str, index: int, name: str, value: Any, size: int | None = None) -> bytes:
-    where = f"{option} params[{index}] ({name})"
-    if not isinstance(value, str):
-        raise InputError(f"{where}: expected hex text, got {json.dumps(value)}")
     try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raise InputError(f"{where}: not hex: {value!r}") from None
-    if size is not None and len(raw) != size:
-        raise InputError(f"{where}: expected {size} bytes ({2 * size} hex digits), got {len(raw)}")
-    return raw
+        return parse_hex(value, size)
+    except HexError as exc:
+        raise InputError(f"{option} params[{index}] ({name}): {exc}") from None
 
 
 def _u32(option: str, index: int, name: str, value: Any) -> int:

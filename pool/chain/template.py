@@ -13,6 +13,7 @@ from typing import Any
 
 from pool.chain.rpc import BadNodeAnswer, NodeRPC, NodeRPCError
 from pool.hashing import hash_from_hex
+from pool.hexfields import HexError, parse_hex
 
 
 class TemplateError(BadNodeAnswer):
@@ -74,15 +75,10 @@ def _field(answer: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) 
 
 
 def _hex(name: str, value: Any, size: int | None = None) -> bytes:
-    if not isinstance(value, str):
-        raise TemplateError(f"getblocktemplate field {name!r} is not hex text: {value!r}")
     try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raise TemplateError(f"getblocktemplate field {name!r} is not hex: {value[:80]!r}") from None
-    if size is not None and len(raw) != size:
-        raise TemplateError(f"getblocktemplate field {name!r} must be {size} bytes, got {len(raw)}")
-    return raw
+        return parse_hex(value, size)
+    except HexError as exc:
+        raise TemplateError(f"getblocktemplate field {name!r}: {exc}") from None
 
 
 def parse_template(answer: Any) -> BlockTemplate:
