@@ -203,6 +203,15 @@ class ServerProcess:
         self.events: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self._log = log_path.open("ab")
+        subprocess.run(
+            [sys.executable, "-m", "pool", "-c", str(config), "db", "upgrade"],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            check=True,
+            cwd=config.parent,
+            timeout=300,
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pool", "-c", str(config), "serve", "--wait-node", "30"],
             stdin=subprocess.DEVNULL,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -74,19 +73,9 @@ def cmd_share_check(args: argparse.Namespace) -> int:
 
 
 def _prepare_node(settings: Settings, wait_s: float = 0.0) -> tuple[Any, bool, str]:
-    """Blocking: connect (waiting up to wait_s for an unreachable node), check the network
-    and learn whether the node has segwit. Bad credentials or the wrong chain fail at once."""
-    from pool.chain.rpc import NodeRPC, call_with_retry
-    from pool.chain.template import detect_segwit
+    from pool.service import prepare_node
 
-    rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
-    if wait_s > 0:
-        call_with_retry(rpc, "getblockchaininfo", deadline_s=wait_s)
-    chain = rpc.check_network(settings.network)
-    segwit = settings.node.segwit
-    if segwit is None:
-        segwit = detect_segwit(rpc)
-    return rpc, segwit, chain
+    return prepare_node(settings, wait_s)
 
 
 def cmd_node_check(args: argparse.Namespace) -> int:
@@ -211,94 +200,45 @@ def cmd_work(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the stratum server until SIGTERM/SIGINT."""
-    from pathlib import Path
+    from twisted.internet import reactor
 
-    from twisted.internet import defer
-    from twisted.internet import reactor as _reactor
-    from twisted.internet.error import CannotListenError
+    from pool import service
 
-    from pool.chain.job import Job, JobFactory
-    from pool.chain.rpc import AsyncNode, NodeError, NodeRPC
-    from pool.chain.worksource import WorkSource
-    from pool.stratum.server import BlockJournal, StratumServer
-
-    reactor: Any = _reactor
     settings = _settings(args)
     if not settings.listeners:
         raise CliError(f"{settings.source}: listeners: none configured", EXIT_BAD_INPUT)
-    if not settings.tenants:
-        raise CliError(f"{settings.source}: tenants: none configured", EXIT_BAD_INPUT)
     if args.wait_node < 0:
         raise CliError("--wait-node must be 0 or more", EXIT_BAD_INPUT)
-    outcome: dict[str, Any] = {}
-    rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
-    node = AsyncNode(rpc, reactor)
-
-    def announce(event: dict[str, Any]) -> None:
-        print(json.dumps(event), flush=True)
-
-    @defer.inlineCallbacks
-    def start() -> Any:
-        try:
-            _, segwit, chain = yield node.run(_prepare_node, settings, args.wait_node)
-            log.info("node %s: chain %s, segwit %s", settings.node.redacted_url, chain, segwit)
-            source = WorkSource(node, JobFactory(settings.coinbase), settings.node, segwit, reactor)
-            server = StratumServer(
-                settings,
-                node,
-                reactor,
-                journal=BlockJournal(Path(settings.data_dir) / "blocks.jsonl"),
-                on_block=lambda: source.hint("block"),
-            )
-
-            def on_job(job: Job) -> None:
-                server.on_job(job)
-                announce(
-                    {
-                        "event": "job",
-                        "job_id": job.job_id,
-                        "height": job.height,
-                        "clean": job.clean,
-                        "prevhash": job.prevhash_hex,
-                        "tip_detected_at": job.tip_detected_at,
-                        **server.last_fanout,
-                    }
-                )
-
-            source.listeners.append(on_job)
-            yield source.start()
-            ports = server.listen()
-            # Startup objects live as long as the process: keep the collector's full passes
-            # off them (a gen-2 pass over a large heap is a latency spike for every miner).
-            gc.collect()
-            gc.freeze()
-            names = [listener.name for listener in settings.listeners]
-            announce(
-                {
-                    "event": "listening",
-                    "ports": dict(zip(names, ports, strict=True)),
-                    "pid": os.getpid(),
-                }
-            )
-
-            def stop() -> Any:
-                source.stop()
-                return server.shutdown()
-
-            reactor.addSystemEventTrigger("before", "shutdown", stop)
-        except (NodeError, CannotListenError) as exc:
-            outcome["error"] = str(exc)
-            reactor.stop()
-        except Exception as exc:
-            log.exception("startup failed")
-            outcome["error"] = f"startup failed: {exc}"
-            reactor.stop()
-
-    reactor.callWhenRunning(start)
-    reactor.run()
-    if "error" in outcome:
-        raise CliError(outcome["error"])
+    error = service.run(settings, reactor, args.wait_node)
+    if error is not None:
+        raise CliError(error)
     log.info("stopped")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """farmpool db upgrade [REV] | current | downgrade REV"""
+    from pool.ledger import db
+
+    settings = _settings(args)
+    url = settings.database_url
+    try:
+        if args.action == "upgrade":
+            db.upgrade(url, args.revision)
+        elif args.action == "downgrade":
+            db.downgrade(url, args.revision)
+        engine = db.make_engine(url)
+        try:
+            current = db.current_revision(engine)
+        finally:
+            engine.dispose()
+    except db.DatabaseError as exc:
+        raise CliError(str(exc)) from None
+    except Exception as exc:  # the driver's own errors: unreachable, refused, bad URL
+        raise CliError(f"database {db.redacted(url)}: {type(exc).__name__}: {exc}") from None
+    head = db.head_revision(url)
+    state = "up to date" if current == head else f"head is {head}"
+    print(f"{db.redacted(url)}: at {current or 'no migration'} ({state})")
     return 0
 
 
@@ -392,6 +332,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait-node", type=float, default=60.0, help="seconds to wait for an unreachable node"
     )
     p.set_defaults(func=cmd_serve)
+
+    group = sub.add_parser("db", help="the database schema (Alembic migrations)")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("upgrade", help="migrate to REVISION (default: the newest)")
+    c.add_argument("revision", nargs="?", default="head")
+    c.set_defaults(func=cmd_db)
+    c = actions.add_parser("current", help="show the database's migration")
+    c.set_defaults(func=cmd_db, revision=None)
+    c = actions.add_parser("downgrade", help="migrate back to REVISION (base: empty)")
+    c.add_argument("revision")
+    c.set_defaults(func=cmd_db)
 
     p = sub.add_parser("simulate", help="connect simulated miners to a pool for a while")
     p.add_argument("--connect", required=True, help="the pool's HOST:PORT")

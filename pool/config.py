@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,14 @@ class TenantSettings:
 
 
 @dataclass(frozen=True)
+class LedgerSettings:
+    """The durable share writer."""
+
+    batch_max: int = 5000
+    retry_s: float = 2.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration."""
 
@@ -146,6 +155,8 @@ class Settings:
     tenants: tuple[TenantSettings, ...] = ()
     database_url: str = "sqlite:///farmpool.sqlite3"
     data_dir: str = "farmpool-data"
+    node_name: str = field(default_factory=socket.gethostname)
+    ledger: LedgerSettings = LedgerSettings()
     log_level: str = "info"
     source: str = "<embedded defaults>"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -395,6 +406,13 @@ def _name(path: str, value: Any) -> str:
     return text
 
 
+def _node_name(path: str, value: Any) -> str:
+    text = _text(path, value)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
+        raise ConfigError(path, f"expected 1-64 letters, digits, '.', '_' or '-', got {text!r}")
+    return text
+
+
 def _hex_u32(path: str, value: Any) -> int:
     text = _text(path, value)
     if not re.fullmatch(r"[0-9a-fA-F]{8}", text):
@@ -564,6 +582,13 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
     tenants = top.take("tenants", no_tenants, lambda p, v: _tenants(p, v, network))
     db_url = top.take("database_url", Settings.database_url, _text)
     data_dir = top.take("data_dir", Settings.data_dir, _text)
+    node_name = top.take("node_name", socket.gethostname()[:64] or "farmpool", _node_name)
+    ledger_sec = top.section("ledger")
+    ledger = LedgerSettings(
+        batch_max=ledger_sec.take("batch_max", LedgerSettings.batch_max, _integer(1, 100_000)),
+        retry_s=ledger_sec.take("retry_s", LedgerSettings.retry_s, _number(0.1, 600)),
+    )
+    ledger_sec.finish()
     log_level = top.take("log_level", "info", _choice("debug", "info", "warning", "error"))
     top.finish()
     return Settings(
@@ -576,6 +601,8 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
         tenants=tenants,
         database_url=db_url,
         data_dir=data_dir,
+        node_name=node_name,
+        ledger=ledger,
         log_level=log_level,
         source=source,
         raw=top.data,

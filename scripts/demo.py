@@ -23,10 +23,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import regtest_peers
+from sqlalchemy import func, select
 
 from pool.chain.addresses import address_to_script
 from pool.chain.serialize import parse_block
 from pool.config import DEFAULT_CONFIG
+from pool.ledger.db import make_engine
+from pool.ledger.models import Block, Share, Tenant
 
 TENANTS = ["acme", "borealis", "greenhouse"]
 
@@ -75,6 +78,13 @@ def main() -> int:
             path = work / "farmpool.yaml"
             path.write_text(json.dumps(config))
             print(f"regtest node: bcoin at 127.0.0.1:{node.rpc_port}; pool pays {address}")
+            config["database_url"] = f"sqlite:///{work / 'farmpool.sqlite3'}"
+            path.write_text(json.dumps(config))
+            subprocess.run(
+                [sys.executable, "-m", "pool", "-c", str(path), "db", "upgrade"],
+                check=True,
+                capture_output=True,
+            )
             start_height = node.rpc("getblockcount")
             pool, port = start_pool(path, work / "pool.log")
             print(
@@ -116,12 +126,24 @@ def main() -> int:
                     f"{tenant:12} {row['connected']:>6} {row['accepted']:>9} "
                     f"{row['rejected']:>9} {row['blocks']:>7}"
                 )
-            journal = work / "data" / "blocks.jsonl"
-            records = (
-                [json.loads(x) for x in journal.read_text().splitlines()]
-                if journal.exists()
-                else []
-            )
+            engine = make_engine(config["database_url"])
+            with engine.connect() as conn:
+                records = [
+                    {"hash": h, "height": height, "accepted": accepted}
+                    for h, height, accepted in conn.execute(
+                        select(Block.hash, Block.height, Block.accepted)
+                    )
+                ]
+                ledger = conn.execute(
+                    select(Tenant.name, func.count(Share.id), func.sum(Share.work))
+                    .join(Share, Share.tenant_id == Tenant.id)
+                    .group_by(Tenant.name)
+                    .order_by(Tenant.name)
+                ).all()
+            engine.dispose()
+            print(f"\n{'ledger':12} {'shares':>9} {'work (hashes)':>14}")
+            for name, count, work_sum in ledger:
+                print(f"{name:12} {count:>9} {work_sum:>14}")
             script = address_to_script(address, "regtest")
             in_chain = 0
             for record in records:

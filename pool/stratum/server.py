@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Protocol
 
-from twisted.internet import defer, protocol, task, threads
+from twisted.internet import defer, protocol, task
 
 from pool.chain.job import Job
 from pool.chain.rpc import AsyncNode, SubmitResult
@@ -40,17 +37,34 @@ IDLE_CHECKS_PER_SWEEP = 2000
 
 
 class ShareSink(Protocol):
-    """Where accepted shares go. A Deferred result delays the miner's `true` until it fires."""
+    """Where accepted shares, blocks and reject counts go (the ledger).
+
+    A Deferred from `record` or `record_block` delays the miner's `true` until it fires: the
+    durable ledger fires it once the share is committed (or spooled).
+    """
 
     def record(self, share: AcceptedShare) -> defer.Deferred[None] | None: ...
 
+    def record_block(
+        self,
+        share: AcceptedShare,
+        block_hash: str,
+        reward_sat: int,
+        accepted: bool,
+        answer: str | None,
+    ) -> defer.Deferred[None] | None: ...
+
+    def count_reject(self, session: Session, reason: str, when: float) -> None: ...
+
 
 class CountingShareSink:
-    """Keeps per-worker totals in memory (the durable ledger replaces it)."""
+    """Per-worker totals in memory: for tests and tools that run without a database."""
 
     def __init__(self) -> None:
         self.shares: Counter[tuple[str, str]] = Counter()
         self.work: dict[tuple[str, str], float] = {}
+        self.blocks: list[tuple[str, bool, str | None]] = []
+        self.rejects: Counter[str] = Counter()
 
     def record(self, share: AcceptedShare) -> None:
         key = (share.tenant, share.worker)
@@ -58,23 +72,19 @@ class CountingShareSink:
         self.work[key] = self.work.get(key, 0.0) + share.difficulty
         return None
 
+    def record_block(
+        self,
+        share: AcceptedShare,
+        block_hash: str,
+        reward_sat: int,
+        accepted: bool,
+        answer: str | None,
+    ) -> None:
+        self.blocks.append((block_hash, accepted, answer))
+        return None
 
-class BlockJournal:
-    """Append-only JSON lines of every block candidate and the node's answer (fsync'd off the
-    reactor thread), kept for the ledger."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record, sort_keys=True) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-
-    def append(self, record: dict[str, Any]) -> defer.Deferred[None]:
-        return threads.deferToThread(self._append, record)
+    def count_reject(self, session: Session, reason: str, when: float) -> None:
+        self.rejects[reason] += 1
 
 
 class StratumFactory(protocol.Factory):
@@ -96,7 +106,6 @@ class StratumServer:
         reactor: Any,
         *,
         sink: ShareSink | None = None,
-        journal: BlockJournal | None = None,
         on_block: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -105,7 +114,6 @@ class StratumServer:
         self.reactor = reactor
         self.clock = clock
         self.sink: ShareSink = sink or CountingShareSink()
-        self.journal = journal
         self.on_block = on_block
         self.jobs = JobRegistry()
         cb = settings.coinbase
@@ -222,6 +230,10 @@ class StratumServer:
     def tenant_known(self, tenant: str) -> bool:
         return tenant in self.tenants
 
+    def set_tenants(self, names: set[str]) -> None:
+        """The active tenants, refreshed from the database (new sessions see the change)."""
+        self.tenants = set(names)
+
     # --- jobs --------------------------------------------------------------------------------
 
     def on_job(self, job: Job) -> None:
@@ -260,6 +272,8 @@ class StratumServer:
             return
         session.rejected += 1
         self.stats[f"rejected_{error.reason}"] += 1
+        if session.submit_worker is not None:
+            self.sink.count_reject(session, error.reason, self.clock())
         if error.code != E.JOB_NOT_FOUND:  # stale shares after a block are normal
             self.note_invalid(session, error.reason)
 
@@ -327,28 +341,24 @@ class StratumServer:
                 log.error("block %s rejected by the node: %s", block_hash, result.reason)
             if self.on_block is not None:
                 self.on_block()
-            return self._journal(share, block_hash, result.accepted, result.reason)
+            return self.sink.record_block(
+                share, block_hash, job.template.coinbasevalue, result.accepted, result.reason
+            )
 
         def failed(failure: Any) -> defer.Deferred[None] | None:
             self.stats["blocks_unsubmitted"] += 1
             log.error("block %s could not be submitted: %s", block_hash, failure.getErrorMessage())
-            return self._journal(
-                share, block_hash, False, f"submit failed: {failure.getErrorMessage()}"
+            return self.sink.record_block(
+                share,
+                block_hash,
+                job.template.coinbasevalue,
+                False,
+                f"submit failed: {failure.getErrorMessage()}",
             )
 
         recorded: defer.Deferred[Any] = d.addCallbacks(answered, failed)
         recorded.addCallback(lambda _: self.record_share(share))
         return recorded
-
-    def _journal(
-        self, share: AcceptedShare, block_hash: str, accepted: bool, reason: str | None
-    ) -> defer.Deferred[None] | None:
-        if self.journal is None:
-            return None
-        record = {**asdict(share), "hash": block_hash, "accepted": accepted, "reason": reason}
-        d = self.journal.append(record)
-        d.addErrback(lambda f: log.error("block journal write failed: %s", f.getErrorMessage()))
-        return d
 
     # --- periodic sweep ----------------------------------------------------------------------
 

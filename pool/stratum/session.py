@@ -84,6 +84,7 @@ class Session:
         "rejected",
         "server",
         "share_target",
+        "submit_worker",
         "subscribed",
         "vardiff",
         "version_mask",
@@ -110,6 +111,7 @@ class Session:
         self.extranonce1: bytes = b""
         self.extranonce_subscribed = False
         self.workers: dict[str, Worker] = {}
+        self.submit_worker: Worker | None = None  # the worker of the submit being checked
         self.difficulty = listener.start_difficulty
         self.share_target = difficulty_to_target(self.difficulty)
         self.prev_difficulty = 0.0
@@ -288,6 +290,7 @@ class Session:
         if not isinstance(name, str):
             raise StratumError(E.OTHER, "submit takes [worker, job_id, extranonce2, ntime, nonce]")
         worker = self.workers.get(name)
+        self.submit_worker = worker
         if worker is None:
             raise StratumError(E.UNAUTHORIZED, "Unauthorized worker")
         n = len(params)

@@ -63,6 +63,13 @@ class ServeProcess:
         self.events: list[dict[str, Any]] = []
         self._cond = threading.Condition()
         self._eof = False
+        migrate = subprocess.run(
+            [sys.executable, "-m", "pool", "-c", str(self.config_path), "db", "upgrade"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrate.returncode == 0, f"farmpool db upgrade failed: {migrate.stderr}"
         self.proc = subprocess.Popen(
             [
                 sys.executable,

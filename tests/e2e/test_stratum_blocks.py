@@ -20,9 +20,12 @@ from typing import Any
 
 import pytest
 from regtest_peers import RegtestNode
+from sqlalchemy import select
 
 from pool.chain.addresses import address_to_script
 from pool.chain.serialize import parse_block
+from pool.ledger.db import make_engine
+from pool.ledger.models import Block, Tenant, Worker
 from tests.e2e.farmpool_serve import ServeProcess, base_config
 from tests.e2e.stratum_client import StratumClient, stratum_prevhash, wait_pushes
 
@@ -120,11 +123,21 @@ def test_shares_meeting_the_network_target_are_blocks_the_node_accepts(
         # The server moves to its own block: a clean job on the new tip.
         client.push("mining.notify", timeout=5.0, predicate=clean_on(share.block_hash))
         assert client.job is not None and client.job.job_id != job.job_id
-    records = [
-        json.loads(line) for line in (pool.data_dir / "blocks.jsonl").read_text().splitlines()
-    ]
-    ours = [r for r in records if r["tenant"] == "acme" and r["worker"] == "rig1"]
-    assert len(ours) >= 2 and all(r["accepted"] for r in ours[-2:]), records
+    # The blocks are in the ledger, with the node's answer, before the shares' replies.
+    engine = make_engine(pool.server.config["database_url"])
+    try:
+        with engine.connect() as conn:
+            records = conn.execute(
+                select(Tenant.name, Worker.name, Block.accepted, Block.hash, Block.reward_sat)
+                .join(Tenant, Block.tenant_id == Tenant.id)
+                .join(Worker, Block.worker_id == Worker.id)
+                .order_by(Block.id)
+            ).all()
+    finally:
+        engine.dispose()
+    ours = [r for r in records if r[0] == "acme" and r[1] == "rig1"]
+    assert len(ours) >= 2 and all(r[2] for r in ours[-2:]), records
+    assert all(r[4] > 0 for r in ours)
 
 
 def test_block_from_elsewhere_gives_every_session_a_clean_job_within_2s(

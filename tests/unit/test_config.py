@@ -164,8 +164,8 @@ def test_unknown_top_level_key() -> None:
     message = config_error({"pool": POOL, "databse_url": "sqlite://"})
     assert message == (
         "config: databse_url: unknown key "
-        "(known here: data_dir, database_url, listeners, log_level, network, node, pool, sites, "
-        "stratum, tenants)"
+        "(known here: data_dir, database_url, ledger, listeners, log_level, network, node, "
+        "node_name, pool, sites, stratum, tenants)"
     )
 
 

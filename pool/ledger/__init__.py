@@ -1,0 +1,1 @@
+"""The share ledger: models, database engines, the durable share writer, spool, compaction."""

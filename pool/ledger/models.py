@@ -1,0 +1,186 @@
+"""The share ledger's tables: what the pool owes tenants starts here.
+
+Every accepted share is a row (until compaction rolls it into hourly aggregates), keyed by its
+header hash so that loading it twice (a spool replayed after an outage) cannot count it twice.
+Work is stored as an integer number of expected hashes (difficulty x 2^32, at least 1), so
+that every sum over shares and aggregates is exact. Times are UTC.
+
+Alembic owns the schema (migrations/); a test checks that `upgrade head` gives exactly these
+models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+#: Constraint names that are the same on every database (Alembic needs names to drop them).
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Row ids that may grow past 2^31: BIGINT, but SQLite's rowid alias must be INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back as an aware UTC datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps written to the ledger must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite without type detection
+            value = datetime.fromisoformat(value)
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Node(Base):
+    """A stratum node process (several may share one database)."""
+
+    __tablename__ = "nodes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Site(Base):
+    """A place where the farm runs machines."""
+
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Tenant(Base):
+    """A customer of the farm whose machines mine through the pool."""
+
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    payout_address: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Worker(Base):
+    """A tenant's machine, by the name after the dot in `tenant.worker`."""
+
+    __tablename__ = "workers"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Share(Base):
+    """One accepted share."""
+
+    __tablename__ = "shares"
+    __table_args__ = (
+        Index(None, "created_at"),
+        Index(None, "tenant_id", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    job_id: Mapped[str] = mapped_column(String(16))
+    height: Mapped[int] = mapped_column(Integer)
+    difficulty: Mapped[float] = mapped_column(Float)  # assigned (credited)
+    share_difficulty: Mapped[float] = mapped_column(Float)  # achieved by the hash
+    work: Mapped[int] = mapped_column(BigInteger)  # expected hashes: difficulty x 2^32
+    is_block: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShareHour(Base):
+    """Compacted shares: one row per worker, site and hour."""
+
+    __tablename__ = "share_hours"
+    __table_args__ = (UniqueConstraint("worker_id", "site_id", "hour"), Index(None, "hour"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    shares: Mapped[int] = mapped_column(BigInteger)
+    work: Mapped[int] = mapped_column(BigInteger)
+    best_share_difficulty: Mapped[float] = mapped_column(Float)
+
+
+class ShareReject(Base):
+    """Rejected shares counted per worker, reason and hour."""
+
+    __tablename__ = "share_rejects"
+    __table_args__ = (UniqueConstraint("worker_id", "site_id", "reason", "hour"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    reason: Mapped[str] = mapped_column(String(32))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class Block(Base):
+    """A block the pool found, with the node's answer."""
+
+    __tablename__ = "blocks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)  # block-explorer hex
+    height: Mapped[int] = mapped_column(Integer, index=True)
+    reward_sat: Mapped[int] = mapped_column(BigInteger)  # the coinbase value, in satoshis
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    node_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # submitted | accepted | rejected
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,465 @@
+"""The durable share writer: the last step of the share path before the miner's `true`.
+
+The reactor hands each accepted share (and each block) to `LedgerWriter.record`, which returns
+a Deferred. One writer thread takes everything queued, writes it in one transaction (group
+commit) and only then fires the Deferreds, so the reply leaves after the commit. When the
+database cannot take a batch, the batch goes to the local spool (fsync'd) instead and is
+acknowledged from there; the writer keeps spooling while the database is down, tries it again
+every `retry_s`, and loads the spool back (idempotently, by share hash) once it answers.
+Rejected-share counts are summed in memory and written every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from twisted.internet import defer
+
+from pool.ledger.models import Block, Node, Share, ShareReject, Site, Tenant, Worker
+from pool.ledger.spool import Spool
+
+log = logging.getLogger(__name__)
+
+#: Work (expected hashes) of a share of difficulty 1.
+WORK_PER_DIFFICULTY = 2**32
+
+
+def work_of(difficulty: float) -> int:
+    """Expected hashes for a share of this difficulty, as a whole number (at least 1)."""
+    return max(1, round(difficulty * WORK_PER_DIFFICULTY))
+
+
+@dataclass(slots=True)
+class ShareRecord:
+    """An accepted share as the ledger stores it (names, not ids: ids are the writer's)."""
+
+    hash: bytes
+    tenant: str
+    worker: str
+    site: str
+    job_id: str
+    height: int
+    difficulty: float
+    share_difficulty: float
+    is_block: bool
+    time: float  # epoch seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "t": "share",
+            "hash": self.hash.hex(),
+            "tenant": self.tenant,
+            "worker": self.worker,
+            "site": self.site,
+            "job_id": self.job_id,
+            "height": self.height,
+            "difficulty": self.difficulty,
+            "share_difficulty": self.share_difficulty,
+            "is_block": self.is_block,
+            "time": self.time,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ShareRecord:
+        return cls(
+            bytes.fromhex(d["hash"]),
+            d["tenant"],
+            d["worker"],
+            d["site"],
+            d["job_id"],
+            int(d["height"]),
+            float(d["difficulty"]),
+            float(d["share_difficulty"]),
+            bool(d["is_block"]),
+            float(d["time"]),
+        )
+
+
+@dataclass(slots=True)
+class BlockRecord:
+    """A block the pool found, with the node's answer."""
+
+    hash: str
+    height: int
+    reward_sat: int
+    tenant: str
+    worker: str
+    site: str
+    accepted: bool
+    node_answer: str | None
+    time: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "t": "block",
+            "hash": self.hash,
+            "height": self.height,
+            "reward_sat": self.reward_sat,
+            "tenant": self.tenant,
+            "worker": self.worker,
+            "site": self.site,
+            "accepted": self.accepted,
+            "node_answer": self.node_answer,
+            "time": self.time,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> BlockRecord:
+        return cls(
+            d["hash"],
+            int(d["height"]),
+            int(d["reward_sat"]),
+            d["tenant"],
+            d["worker"],
+            d["site"],
+            bool(d["accepted"]),
+            d["node_answer"],
+            float(d["time"]),
+        )
+
+
+Record = ShareRecord | BlockRecord
+
+
+def _hour(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC).replace(minute=0, second=0, microsecond=0)
+
+
+class LedgerWriter:
+    """Group-commits shares and blocks from a thread of its own; spools when it must."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        node_name: str,
+        spool_path: Path,
+        reactor: Any,
+        *,
+        batch_max: int = 5000,
+        retry_s: float = 2.0,
+        rejects_every_s: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.node_name = node_name
+        self.spool = Spool(spool_path)
+        self.reactor = reactor
+        self.batch_max = batch_max
+        self.retry_s = retry_s
+        self.rejects_every_s = rejects_every_s
+        self.node_id = 0
+        self.tenants: dict[str, int] = {}
+        self.sites: dict[str, int] = {}
+        self.workers: dict[tuple[int, str], int] = {}
+        self.db_ok = True
+        self.stats: Counter[str] = Counter()
+        self.on_tenants: Callable[[set[str]], None] | None = None
+        self._queue: deque[tuple[Record, defer.Deferred[None]]] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._rejects: Counter[tuple[str, str, str, str, datetime]] = Counter()
+        self._rejects_lock = threading.Lock()
+        self._dialect = engine.dialect.name
+
+    # --- lifecycle (blocking; call before the reactor runs or from a thread) ----------------
+
+    def open(self) -> None:
+        """Register this node, load the name -> id caches, load any spool left from before."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert_ignore(Node.__table__, ["name"]),
+                [{"name": self.node_name, "created_at": datetime.now(UTC)}],
+            )
+            self.node_id = conn.execute(
+                select(Node.id).where(Node.name == self.node_name)
+            ).scalar_one()
+            conn.execute(
+                update(Node).where(Node.id == self.node_id).values(last_seen_at=datetime.now(UTC))
+            )
+        self._load_names()
+        if self.spool.size():
+            self._replay_spool()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the thread."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._flush_rejects()
+
+    # --- from the reactor ------------------------------------------------------------------
+
+    def record(self, record: Record) -> defer.Deferred[None]:
+        """Queue a record; the Deferred fires once it is committed (or spooled)."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._queue.append((record, d))
+        if not self._wake.is_set():
+            self._wake.set()
+        return d
+
+    def count_reject(self, tenant: str, worker: str, site: str, reason: str, when: float) -> None:
+        hour = _hour(when)
+        with self._rejects_lock:
+            self._rejects[(tenant, worker, site, reason, hour)] += 1
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    # --- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_rejects = last_retry = last_names = time.monotonic()
+        while True:
+            self._wake.wait(0.5)
+            self._wake.clear()
+            now = time.monotonic()
+            if not self.db_ok and now - last_retry >= self.retry_s:
+                last_retry = now
+                self._try_recover()
+            while self._queue:
+                batch: list[tuple[Record, defer.Deferred[None]]] = []
+                while self._queue and len(batch) < self.batch_max:
+                    batch.append(self._queue.popleft())
+                self._write(batch)
+            if now - last_rejects >= self.rejects_every_s:
+                last_rejects = now
+                self._flush_rejects()
+            if self.db_ok and now - last_names >= 10.0:
+                last_names = now
+                self._refresh_tenants()
+            if self._stopping and not self._queue:
+                return
+
+    def _write(self, batch: list[tuple[Record, defer.Deferred[None]]]) -> None:
+        records = [r for r, _ in batch]
+        done = False
+        if self.db_ok:
+            try:
+                try:
+                    with self.engine.begin() as conn:
+                        self._insert(conn, records, replay=False)
+                except IntegrityError:
+                    # A share already in the ledger (a commit whose answer was lost, then
+                    # spooled): write the batch again, skipping what is there.
+                    with self.engine.begin() as conn:
+                        self._insert(conn, records, replay=True)
+                self.stats["committed"] += len(records)
+                self.stats["batches"] += 1
+                done = True
+            except SQLAlchemyError as exc:
+                self.db_ok = False
+                log.error(
+                    "ledger database failed (%s); spooling to %s",
+                    str(exc).splitlines()[0][:300],
+                    self.spool.path,
+                )
+        if not done:
+            try:
+                self.spool.append(r.to_json() for r in records)
+                self.stats["spooled"] += len(records)
+            except OSError as exc:
+                log.critical("cannot spool %d records: %s", len(records), exc)
+                error = RuntimeError(f"share not recorded: database and spool both failed: {exc}")
+                self.reactor.callFromThread(_fail_all, [d for _, d in batch], error)
+                return
+        self.reactor.callFromThread(_fire_all, [d for _, d in batch])
+
+    def _try_recover(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return
+        log.warning("ledger database answers again; loading the spool")
+        self.db_ok = True
+        self._replay_spool()
+
+    def _replay_spool(self) -> None:
+        """Load the spool into the database (idempotent), then empty it."""
+        size = self.spool.size()
+        records: list[Record] = []
+        for item in self.spool.read():
+            kind = item.get("t")
+            if kind == "share":
+                records.append(ShareRecord.from_json(item))
+            elif kind == "block":
+                records.append(BlockRecord.from_json(item))
+        try:
+            for i in range(0, len(records), self.batch_max):
+                with self.engine.begin() as conn:
+                    self._insert(conn, records[i : i + self.batch_max], replay=True)
+        except SQLAlchemyError as exc:
+            self.db_ok = False
+            log.error("loading the spool failed (%s); will try again", str(exc).splitlines()[0])
+            return
+        if self.spool.clear(size):
+            log.warning("loaded %d spooled records into the database", len(records))
+            self.stats["replayed"] += len(records)
+        else:
+            self._replay_spool()  # appended to meanwhile: load again (idempotent)
+
+    # --- SQL -------------------------------------------------------------------------------
+
+    def _insert_ignore(self, table: Any, keys: list[str]) -> Any:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+        if self._dialect == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+        raise RuntimeError(f"unsupported database {self._dialect}")
+
+    def _load_names(self) -> None:
+        with self.engine.connect() as conn:
+            self.tenants = dict(conn.execute(select(Tenant.name, Tenant.id)).all())
+            self.sites = dict(conn.execute(select(Site.name, Site.id)).all())
+            self.workers = {
+                (tenant_id, name): worker_id
+                for worker_id, tenant_id, name in conn.execute(
+                    select(Worker.id, Worker.tenant_id, Worker.name)
+                ).all()
+            }
+        if self.on_tenants is not None:
+            names = set(self.tenants)
+            self.reactor.callFromThread(self.on_tenants, names)
+
+    def _refresh_tenants(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(Tenant.name, Tenant.id, Tenant.active)).all()
+        except SQLAlchemyError:
+            return
+        self.tenants.update({name: tid for name, tid, _ in rows})
+        if self.on_tenants is not None:
+            active = {name for name, _, is_active in rows if is_active}
+            self.reactor.callFromThread(self.on_tenants, active)
+
+    def _ids(self, conn: Any, tenant: str, site: str, worker: str) -> tuple[int, int, int]:
+        tenant_id = self.tenants.get(tenant)
+        if tenant_id is None:
+            tenant_id = conn.execute(select(Tenant.id).where(Tenant.name == tenant)).scalar_one()
+            self.tenants[tenant] = tenant_id
+        site_id = self.sites.get(site)
+        if site_id is None:
+            site_id = conn.execute(select(Site.id).where(Site.name == site)).scalar_one()
+            self.sites[site] = site_id
+        key = (tenant_id, worker)
+        worker_id = self.workers.get(key)
+        if worker_id is None:
+            conn.execute(
+                self._insert_ignore(Worker.__table__, ["tenant_id", "name"]),
+                [{"tenant_id": tenant_id, "name": worker, "created_at": datetime.now(UTC)}],
+            )
+            worker_id = conn.execute(
+                select(Worker.id).where(Worker.tenant_id == tenant_id, Worker.name == worker)
+            ).scalar_one()
+            self.workers[key] = worker_id
+        return tenant_id, site_id, worker_id
+
+    def _insert(self, conn: Any, records: list[Record], replay: bool) -> None:
+        shares = []
+        blocks = []
+        for r in records:
+            tenant_id, site_id, worker_id = self._ids(conn, r.tenant, r.site, r.worker)
+            if isinstance(r, ShareRecord):
+                shares.append(
+                    {
+                        "hash": r.hash,
+                        "node_id": self.node_id,
+                        "worker_id": worker_id,
+                        "tenant_id": tenant_id,
+                        "site_id": site_id,
+                        "job_id": r.job_id,
+                        "height": r.height,
+                        "difficulty": r.difficulty,
+                        "share_difficulty": r.share_difficulty,
+                        "work": work_of(r.difficulty),
+                        "is_block": r.is_block,
+                        "created_at": datetime.fromtimestamp(r.time, UTC),
+                    }
+                )
+            else:
+                blocks.append(
+                    {
+                        "hash": r.hash,
+                        "height": r.height,
+                        "reward_sat": r.reward_sat,
+                        "node_id": self.node_id,
+                        "worker_id": worker_id,
+                        "tenant_id": tenant_id,
+                        "site_id": site_id,
+                        "accepted": r.accepted,
+                        "node_answer": r.node_answer,
+                        "status": "accepted" if r.accepted else "rejected",
+                        "created_at": datetime.fromtimestamp(r.time, UTC),
+                    }
+                )
+        if shares:
+            statement = self._insert_ignore(Share.__table__, ["hash"]) if replay else insert(Share)
+            conn.execute(statement, shares)
+        if blocks:
+            conn.execute(self._insert_ignore(Block.__table__, ["hash"]), blocks)
+
+    def _flush_rejects(self) -> None:
+        with self._rejects_lock:
+            pending, self._rejects = self._rejects, Counter()
+        if not pending:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for (tenant, worker, site, reason, hour), count in pending.items():
+                    _, site_id, worker_id = self._ids(conn, tenant, site, worker)
+                    where = (
+                        ShareReject.worker_id == worker_id,
+                        ShareReject.site_id == site_id,
+                        ShareReject.reason == reason,
+                        ShareReject.hour == hour,
+                    )
+                    changed = conn.execute(
+                        update(ShareReject).where(*where).values(count=ShareReject.count + count)
+                    ).rowcount
+                    if not changed:
+                        conn.execute(
+                            insert(ShareReject),
+                            [
+                                {
+                                    "worker_id": worker_id,
+                                    "site_id": site_id,
+                                    "reason": reason,
+                                    "hour": hour,
+                                    "count": count,
+                                }
+                            ],
+                        )
+        except SQLAlchemyError as exc:
+            log.warning(
+                "reject counts not written (%s); kept for the next try",
+                str(exc).splitlines()[0][:200],
+            )
+            with self._rejects_lock:
+                self._rejects.update(pending)
+
+
+def _fire_all(deferreds: list[defer.Deferred[None]]) -> None:
+    for d in deferreds:
+        d.callback(None)
+
+
+def _fail_all(deferreds: list[defer.Deferred[None]], error: Exception) -> None:
+    for d in deferreds:
+        d.errback(error)

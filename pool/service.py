@@ -1,0 +1,152 @@
+"""`farmpool serve`: puts the pieces of one stratum node together and runs them.
+
+Startup, in order: the database (at the newest migration; the config's sites and tenants
+seeded; this node registered; any spool left from before loaded), the node (network, segwit),
+the first job, then the listeners. Shutdown (SIGTERM/SIGINT): stop accepting, send
+`client.reconnect`, then let the ledger writer commit what is queued. Blocking work (database,
+node) runs in threads; the reactor only waits for it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, threads
+from twisted.internet.error import CannotListenError
+
+from pool.chain.job import Job, JobFactory
+from pool.chain.rpc import AsyncNode, NodeError, NodeRPC, call_with_retry
+from pool.chain.template import detect_segwit
+from pool.chain.worksource import WorkSource
+from pool.config import Settings
+from pool.ledger import admin, db
+from pool.ledger.writer import LedgerWriter
+from pool.stratum.ledger_sink import LedgerSink
+from pool.stratum.server import StratumServer
+
+log = logging.getLogger("farmpool")
+
+
+class StartupError(RuntimeError):
+    """Something the operator must fix before the pool can start."""
+
+
+def prepare_node(settings: Settings, wait_s: float = 0.0) -> tuple[NodeRPC, bool, str]:
+    """Blocking: connect (waiting up to wait_s for an unreachable node), check the network
+    and learn whether the node has segwit. Bad credentials or the wrong chain fail at once."""
+    rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
+    if wait_s > 0:
+        call_with_retry(rpc, "getblockchaininfo", deadline_s=wait_s)
+    chain = rpc.check_network(settings.network)
+    segwit = settings.node.segwit
+    if segwit is None:
+        segwit = detect_segwit(rpc)
+    return rpc, segwit, chain
+
+
+def prepare_ledger(settings: Settings, reactor: Any) -> LedgerWriter:
+    """Blocking: open the database, check its schema, seed it, start the writer's state."""
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.require_current(engine, settings.database_url)
+    except db.DatabaseError as exc:
+        raise StartupError(str(exc)) from None
+    sites, tenants = admin.seed_from_config(engine, settings)
+    if sites or tenants:
+        log.info("seeded from the config: sites %s, tenants %s", sites, tenants)
+    writer = LedgerWriter(
+        engine,
+        settings.node_name,
+        Path(settings.data_dir) / "ledger-spool.jsonl",
+        reactor,
+        batch_max=settings.ledger.batch_max,
+        retry_s=settings.ledger.retry_s,
+    )
+    writer.open()
+    return writer
+
+
+def announce(event: dict[str, Any]) -> None:
+    """One JSON event line on stdout (for supervisors and tests)."""
+    print(json.dumps(event), flush=True)
+
+
+def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
+    """Run until stopped; returns an error message, or None after a clean stop."""
+    outcome: dict[str, str] = {}
+    node = AsyncNode(NodeRPC(settings.node.url, settings.node.rpc_timeout_s), reactor)
+
+    @defer.inlineCallbacks
+    def start() -> Any:
+        try:
+            writer = yield threads.deferToThread(prepare_ledger, settings, reactor)
+            writer.start()
+            _, segwit, chain = yield node.run(prepare_node, settings, wait_node_s)
+            log.info("node %s: chain %s, segwit %s", settings.node.redacted_url, chain, segwit)
+            source = WorkSource(node, JobFactory(settings.coinbase), settings.node, segwit, reactor)
+            server = StratumServer(
+                settings,
+                node,
+                reactor,
+                sink=LedgerSink(writer),
+                on_block=lambda: source.hint("block"),
+            )
+            server.tenants = yield threads.deferToThread(admin.active_tenants, writer.engine)
+            writer.on_tenants = server.set_tenants
+            if not server.tenants:
+                log.warning("no active tenants: every authorize will be refused")
+
+            def on_job(job: Job) -> None:
+                server.on_job(job)
+                announce(
+                    {
+                        "event": "job",
+                        "job_id": job.job_id,
+                        "height": job.height,
+                        "clean": job.clean,
+                        "prevhash": job.prevhash_hex,
+                        "tip_detected_at": job.tip_detected_at,
+                        **server.last_fanout,
+                    }
+                )
+
+            source.listeners.append(on_job)
+            yield source.start()
+            ports = server.listen()
+            # Startup objects live as long as the process: keep the collector's full passes
+            # off them (a gen-2 pass over a large heap is a latency spike for every miner).
+            gc.collect()
+            gc.freeze()
+            names = [listener.name for listener in settings.listeners]
+            announce(
+                {
+                    "event": "listening",
+                    "ports": dict(zip(names, ports, strict=True)),
+                    "pid": os.getpid(),
+                }
+            )
+
+            @defer.inlineCallbacks
+            def stop() -> Any:
+                source.stop()
+                yield server.shutdown()
+                yield threads.deferToThread(writer.stop)
+                log.info("ledger: %s", dict(writer.stats))
+
+            reactor.addSystemEventTrigger("before", "shutdown", stop)
+        except (NodeError, CannotListenError, StartupError, db.DatabaseError) as exc:
+            outcome["error"] = str(exc)
+            reactor.stop()
+        except Exception as exc:
+            log.exception("startup failed")
+            outcome["error"] = f"startup failed: {exc}"
+            reactor.stop()
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return outcome.get("error")
