@@ -156,6 +156,7 @@ def server_config(
     difficulty: dict[str, float],
     vardiff: bool,
     node_extra: dict[str, Any] | None = None,
+    database_url: str | None = None,
 ) -> Path:
     """Write a config for one 127.0.0.1 listener on a free port, limits opened up for load."""
     data_dir = path.parent / "data"
@@ -181,7 +182,7 @@ def server_config(
             "ban": {"invalid_shares": 1_000_000, "ban_s": 0},
         },
         "data_dir": str(data_dir),
-        "database_url": f"sqlite:///{data_dir / 'farmpool.sqlite3'}",
+        "database_url": database_url or f"sqlite:///{data_dir / 'farmpool.sqlite3'}",
         "log_level": "info",
     }
     path.write_text(json.dumps(config, indent=2))
@@ -318,6 +319,7 @@ def running_server(
     difficulty: dict[str, float],
     vardiff: bool,
     node_extra: dict[str, Any] | None = None,
+    database_url: str | None = None,
 ) -> Iterator[ServerProcess]:
     config = server_config(
         workdir / "farmpool.json",
@@ -325,6 +327,7 @@ def running_server(
         difficulty=difficulty,
         vardiff=vardiff,
         node_extra=node_extra,
+        database_url=database_url,
     )
     server = ServerProcess(config, workdir / "farmpool.log")
     try:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 03:36:07.336879
+Create Date: 2026-11-26 03:46:22.560543
 """
 
 from __future__ import annotations
@@ -23,9 +23,35 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(), nullable=True),
+        sa.Column("share_seq", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_nodes")),
         sa.UniqueConstraint("name", name=op.f("uq_nodes_name")),
     )
+    op.create_table(
+        "shares",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("node_id", sa.Integer(), nullable=False),
+        sa.Column("worker_id", sa.Integer(), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("site_id", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.String(length=16), nullable=False),
+        sa.Column("height", sa.Integer(), nullable=False),
+        sa.Column("difficulty", sa.Float(), nullable=False),
+        sa.Column("share_difficulty", sa.Float(), nullable=False),
+        sa.Column("work", sa.BigInteger(), nullable=False),
+        sa.Column("is_block", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_shares")),
+    )
+    with op.batch_alter_table("shares", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_shares_created_at"), ["created_at"], unique=False)
+
     op.create_table(
         "sites",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -145,50 +171,9 @@ def upgrade() -> None:
             name=op.f("uq_share_rejects_worker_id_site_id_reason_hour"),
         ),
     )
-    op.create_table(
-        "shares",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("node_id", sa.Integer(), nullable=False),
-        sa.Column("worker_id", sa.Integer(), nullable=False),
-        sa.Column("tenant_id", sa.Integer(), nullable=False),
-        sa.Column("site_id", sa.Integer(), nullable=False),
-        sa.Column("job_id", sa.String(length=16), nullable=False),
-        sa.Column("height", sa.Integer(), nullable=False),
-        sa.Column("difficulty", sa.Float(), nullable=False),
-        sa.Column("share_difficulty", sa.Float(), nullable=False),
-        sa.Column("work", sa.BigInteger(), nullable=False),
-        sa.Column("is_block", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["node_id"], ["nodes.id"], name=op.f("fk_shares_node_id_nodes")),
-        sa.ForeignKeyConstraint(["site_id"], ["sites.id"], name=op.f("fk_shares_site_id_sites")),
-        sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.id"], name=op.f("fk_shares_tenant_id_tenants")
-        ),
-        sa.ForeignKeyConstraint(
-            ["worker_id"], ["workers.id"], name=op.f("fk_shares_worker_id_workers")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_shares")),
-        sa.UniqueConstraint("hash", name=op.f("uq_shares_hash")),
-    )
-    with op.batch_alter_table("shares", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_shares_created_at"), ["created_at"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_shares_tenant_id_created_at"), ["tenant_id", "created_at"], unique=False
-        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("shares", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_shares_tenant_id_created_at"))
-        batch_op.drop_index(batch_op.f("ix_shares_created_at"))
-
-    op.drop_table("shares")
     op.drop_table("share_rejects")
     with op.batch_alter_table("share_hours", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_share_hours_hour"))
@@ -201,4 +186,8 @@ def downgrade() -> None:
     op.drop_table("workers")
     op.drop_table("tenants")
     op.drop_table("sites")
+    with op.batch_alter_table("shares", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_shares_created_at"))
+
+    op.drop_table("shares")
     op.drop_table("nodes")

@@ -47,6 +47,9 @@ def make_engine(url: str, **kw: Any) -> Engine:
     """An engine with the pool's settings for its dialect."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
         @event.listens_for(engine, "connect")

@@ -1,7 +1,9 @@
 """The share ledger's tables: what the pool owes tenants starts here.
 
-Every accepted share is a row (until compaction rolls it into hourly aggregates), keyed by its
-header hash so that loading it twice (a spool replayed after an outage) cannot count it twice.
+Every accepted share is a row (until compaction rolls it into hourly aggregates). Its id is
+given by the node that accepted it, `node_id << 48 | sequence`, before it is written anywhere,
+so a share loaded twice (a spool replayed after an outage, a commit whose answer was lost)
+cannot count twice, and the idempotency key costs no extra index: ids of one node only grow.
 Work is stored as an integer number of expected hashes (difficulty x 2^32, at least 1), so
 that every sum over shares and aggregates is exact. Times are UTC.
 
@@ -83,6 +85,8 @@ class Node(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The highest share sequence number this node has handed out (ids never go back).
+    share_seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Site(Base):
@@ -121,16 +125,16 @@ class Share(Base):
     """One accepted share."""
 
     __tablename__ = "shares"
-    __table_args__ = (
-        Index(None, "created_at"),
-        Index(None, "tenant_id", "created_at"),
-    )
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
-    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
-    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"))
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
-    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    __table_args__ = (Index(None, "created_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))  # the header hash, for audits
+    # No foreign keys on this one table: PostgreSQL checks each with a row trigger, which
+    # cost 40 us of the 52 us a share insert took. The writer takes every id from the rows it
+    # looked up or created itself, in the same transaction.
+    node_id: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[int] = mapped_column(Integer)
+    tenant_id: Mapped[int] = mapped_column(Integer)
+    site_id: Mapped[int] = mapped_column(Integer)
     job_id: Mapped[str] = mapped_column(String(16))
     height: Mapped[int] = mapped_column(Integer)
     difficulty: Mapped[float] = mapped_column(Float)  # assigned (credited)

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from twisted.internet import defer
 
 from pool.ledger.models import Block, Node, Share, ShareReject, Site, Tenant, Worker
+from pool.ledger.records import ShareRecord
 from pool.ledger.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -38,52 +39,6 @@ WORK_PER_DIFFICULTY = 2**32
 def work_of(difficulty: float) -> int:
     """Expected hashes for a share of this difficulty, as a whole number (at least 1)."""
     return max(1, round(difficulty * WORK_PER_DIFFICULTY))
-
-
-@dataclass(slots=True)
-class ShareRecord:
-    """An accepted share as the ledger stores it (names, not ids: ids are the writer's)."""
-
-    hash: bytes
-    tenant: str
-    worker: str
-    site: str
-    job_id: str
-    height: int
-    difficulty: float
-    share_difficulty: float
-    is_block: bool
-    time: float  # epoch seconds
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "t": "share",
-            "hash": self.hash.hex(),
-            "tenant": self.tenant,
-            "worker": self.worker,
-            "site": self.site,
-            "job_id": self.job_id,
-            "height": self.height,
-            "difficulty": self.difficulty,
-            "share_difficulty": self.share_difficulty,
-            "is_block": self.is_block,
-            "time": self.time,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ShareRecord:
-        return cls(
-            bytes.fromhex(d["hash"]),
-            d["tenant"],
-            d["worker"],
-            d["site"],
-            d["job_id"],
-            int(d["height"]),
-            float(d["difficulty"]),
-            float(d["share_difficulty"]),
-            bool(d["is_block"]),
-            float(d["time"]),
-        )
 
 
 @dataclass(slots=True)
@@ -131,6 +86,14 @@ class BlockRecord:
 
 Record = ShareRecord | BlockRecord
 
+#: Share ids are `node_id << ID_SHIFT | sequence`.
+ID_SHIFT = 48
+
+_SHARE_COLUMNS = (
+    "id, hash, node_id, worker_id, tenant_id, site_id, job_id, height, difficulty, "
+    "share_difficulty, work, is_block, created_at"
+)
+
 
 def _hour(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC).replace(minute=0, second=0, microsecond=0)
@@ -171,11 +134,17 @@ class LedgerWriter:
         self._rejects: Counter[tuple[str, str, str, str, datetime]] = Counter()
         self._rejects_lock = threading.Lock()
         self._dialect = engine.dialect.name
+        self._seq = 0  # the last share sequence number handed out
+        self._id_cache: dict[tuple[str, str, str], tuple[int, int, int]] = {}
+        self._work_cache: dict[float, int] = {}
+        self._time_second = -1
+        self._time_prefix = ""
 
     # --- lifecycle (blocking; call before the reactor runs or from a thread) ----------------
 
     def open(self) -> None:
-        """Register this node, load the name -> id caches, load any spool left from before."""
+        """Register this node, load the name -> id caches, find where its share ids stand,
+        load any spool left from before."""
         with self.engine.begin() as conn:
             conn.execute(
                 self._insert_ignore(Node.__table__, ["name"]),
@@ -188,6 +157,13 @@ class LedgerWriter:
                 update(Node).where(Node.id == self.node_id).values(last_seen_at=datetime.now(UTC))
             )
         self._load_names()
+        with self.engine.connect() as conn:
+            low, high = self.node_id << ID_SHIFT, (self.node_id + 1) << ID_SHIFT
+            stored = conn.execute(select(Node.share_seq).where(Node.id == self.node_id)).scalar()
+            top = conn.execute(
+                select(func.max(Share.id)).where(Share.id >= low, Share.id < high)
+            ).scalar()
+        self._seq = max(stored or 0, (top or low) - low)
         if self.spool.size():
             self._replay_spool()
 
@@ -249,6 +225,11 @@ class LedgerWriter:
 
     def _write(self, batch: list[tuple[Record, defer.Deferred[None]]]) -> None:
         records = [r for r, _ in batch]
+        base = self.node_id << ID_SHIFT
+        for r in records:  # the id is the share's idempotency key from here on
+            if type(r) is ShareRecord and not r.id:
+                self._seq += 1
+                r.id = base | self._seq
         done = False
         if self.db_ok:
             try:
@@ -298,7 +279,10 @@ class LedgerWriter:
         for item in self.spool.read():
             kind = item.get("t")
             if kind == "share":
-                records.append(ShareRecord.from_json(item))
+                share = ShareRecord.from_json(item)
+                if share.id >> ID_SHIFT == self.node_id:  # never hand this id out again
+                    self._seq = max(self._seq, share.id & ((1 << ID_SHIFT) - 1))
+                records.append(share)
             elif kind == "block":
                 records.append(BlockRecord.from_json(item))
         try:
@@ -372,34 +356,47 @@ class LedgerWriter:
         return tenant_id, site_id, worker_id
 
     def _insert(self, conn: Any, records: list[Record], replay: bool) -> None:
-        shares = []
+        shares: list[tuple[Any, ...]] = []
         blocks = []
+        node_id = self.node_id
+        ids = self._id_cache
+        works = self._work_cache
+        stamp = self._sqlite_time if self._dialect == "sqlite" else _naive_utc
         for r in records:
-            tenant_id, site_id, worker_id = self._ids(conn, r.tenant, r.site, r.worker)
-            if isinstance(r, ShareRecord):
+            key = (r.tenant, r.site, r.worker)
+            found = ids.get(key)
+            if found is None:
+                found = ids[key] = self._ids(conn, r.tenant, r.site, r.worker)
+            tenant_id, site_id, worker_id = found
+            if type(r) is ShareRecord:
+                work = works.get(r.difficulty)
+                if work is None:
+                    work = works[r.difficulty] = work_of(r.difficulty)
                 shares.append(
-                    {
-                        "hash": r.hash,
-                        "node_id": self.node_id,
-                        "worker_id": worker_id,
-                        "tenant_id": tenant_id,
-                        "site_id": site_id,
-                        "job_id": r.job_id,
-                        "height": r.height,
-                        "difficulty": r.difficulty,
-                        "share_difficulty": r.share_difficulty,
-                        "work": work_of(r.difficulty),
-                        "is_block": r.is_block,
-                        "created_at": datetime.fromtimestamp(r.time, UTC),
-                    }
+                    (
+                        r.id,
+                        r.hash,
+                        node_id,
+                        worker_id,
+                        tenant_id,
+                        site_id,
+                        r.job_id,
+                        r.height,
+                        r.difficulty,
+                        r.share_difficulty,
+                        work,
+                        r.is_block,
+                        stamp(r.time),
+                    )
                 )
             else:
+                assert isinstance(r, BlockRecord)
                 blocks.append(
                     {
                         "hash": r.hash,
                         "height": r.height,
                         "reward_sat": r.reward_sat,
-                        "node_id": self.node_id,
+                        "node_id": node_id,
                         "worker_id": worker_id,
                         "tenant_id": tenant_id,
                         "site_id": site_id,
@@ -410,10 +407,48 @@ class LedgerWriter:
                     }
                 )
         if shares:
-            statement = self._insert_ignore(Share.__table__, ["hash"]) if replay else insert(Share)
-            conn.execute(statement, shares)
+            self._insert_shares(conn, shares, replay)
+            conn.execute(
+                update(Node)
+                .where(Node.id == node_id, Node.share_seq < self._seq)
+                .values(share_seq=self._seq)
+            )
         if blocks:
             conn.execute(self._insert_ignore(Block.__table__, ["hash"]), blocks)
+
+    def _sqlite_time(self, epoch: float) -> str:
+        """The text SQLAlchemy's DateTime writes on SQLite (and reads back), naive UTC; the
+        seconds part is formatted once per second."""
+        second = int(epoch)
+        if second != self._time_second:
+            self._time_second = second
+            self._time_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{self._time_prefix}.{round((epoch - second) * 1e6) % 1_000_000:06d}"
+
+    def _insert_shares(self, conn: Any, rows: list[tuple[Any, ...]], replay: bool) -> None:
+        """The hot insert, straight through the driver (tuples, no per-row ORM work):
+        SQLite executemany; PostgreSQL COPY, or INSERT ... ON CONFLICT DO NOTHING for a
+        replay. Times are naive UTC, as the model's UTCDateTime stores them."""
+        cursor = conn.connection.cursor()
+        try:
+            if self._dialect == "sqlite":
+                verb = "INSERT OR IGNORE" if replay else "INSERT"
+                cursor.executemany(
+                    f"{verb} INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+                    rows,
+                )
+            elif replay:
+                cursor.executemany(
+                    f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"
+                    " ON CONFLICT (id) DO NOTHING",
+                    rows,
+                )
+            else:
+                with cursor.copy(f"COPY shares ({_SHARE_COLUMNS}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        finally:
+            cursor.close()
 
     def _flush_rejects(self) -> None:
         with self._rejects_lock:
@@ -453,6 +488,10 @@ class LedgerWriter:
             )
             with self._rejects_lock:
                 self._rejects.update(pending)
+
+
+def _naive_utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
 
 
 def _fire_all(deferreds: list[defer.Deferred[None]]) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from pool.hashing import hash_to_hex
-from pool.ledger.writer import BlockRecord, LedgerWriter, ShareRecord
-from pool.stratum.session import AcceptedShare, Session
+from pool.ledger.records import ShareRecord
+from pool.ledger.writer import BlockRecord, LedgerWriter
+from pool.stratum.session import Session
 
 
 class LedgerSink:
@@ -19,25 +20,12 @@ class LedgerSink:
     def __init__(self, writer: LedgerWriter) -> None:
         self.writer = writer
 
-    def record(self, share: AcceptedShare) -> defer.Deferred[None]:
-        return self.writer.record(
-            ShareRecord(
-                hash=share.hash,
-                tenant=share.tenant,
-                worker=share.worker,
-                site=share.site,
-                job_id=share.job_id,
-                height=share.height,
-                difficulty=share.difficulty,
-                share_difficulty=share.share_difficulty,
-                is_block=share.block,
-                time=share.time,
-            )
-        )
+    def record(self, share: ShareRecord) -> defer.Deferred[None]:
+        return self.writer.record(share)
 
     def record_block(
         self,
-        share: AcceptedShare,
+        share: ShareRecord,
         block_hash: str,
         reward_sat: int,
         accepted: bool,

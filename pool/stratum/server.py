@@ -22,12 +22,13 @@ from pool.chain.job import Job
 from pool.chain.rpc import AsyncNode, SubmitResult
 from pool.config import ListenerSettings, Settings
 from pool.hashing import hash_to_hex
+from pool.ledger.records import ShareRecord
 from pool.stratum import errors as E
 from pool.stratum.errors import StratumError
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.jobs import JobEntry, JobRegistry
 from pool.stratum.protocol import StratumProtocol
-from pool.stratum.session import AcceptedShare, Session
+from pool.stratum.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,11 @@ class ShareSink(Protocol):
     durable ledger fires it once the share is committed (or spooled).
     """
 
-    def record(self, share: AcceptedShare) -> defer.Deferred[None] | None: ...
+    def record(self, share: ShareRecord) -> defer.Deferred[None] | None: ...
 
     def record_block(
         self,
-        share: AcceptedShare,
+        share: ShareRecord,
         block_hash: str,
         reward_sat: int,
         accepted: bool,
@@ -66,7 +67,7 @@ class CountingShareSink:
         self.blocks: list[tuple[str, bool, str | None]] = []
         self.rejects: Counter[str] = Counter()
 
-    def record(self, share: AcceptedShare) -> None:
+    def record(self, share: ShareRecord) -> None:
         key = (share.tenant, share.worker)
         self.shares[key] += 1
         self.work[key] = self.work.get(key, 0.0) + share.difficulty
@@ -74,7 +75,7 @@ class CountingShareSink:
 
     def record_block(
         self,
-        share: AcceptedShare,
+        share: ShareRecord,
         block_hash: str,
         reward_sat: int,
         accepted: bool,
@@ -263,7 +264,7 @@ class StratumServer:
 
     # --- shares and blocks -------------------------------------------------------------------
 
-    def record_share(self, share: AcceptedShare) -> defer.Deferred[None] | None:
+    def record_share(self, share: ShareRecord) -> defer.Deferred[None] | None:
         self.stats["accepted"] += 1
         return self.sink.record(share)
 
@@ -306,7 +307,7 @@ class StratumServer:
         self,
         session: Session,
         entry: JobEntry,
-        share: AcceptedShare,
+        share: ShareRecord,
         en2_hex: str,
         ntime_hex: str,
         nonce_hex: str,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pool.config import ListenerSettings
 from pool.hashing import ShareError, difficulty_to_target, target_to_difficulty
+from pool.ledger.records import ShareRecord
 from pool.stratum import errors as E
 from pool.stratum.errors import StratumError
 from pool.stratum.extranonce import ExtranonceExhausted
@@ -37,23 +38,6 @@ class Worker:
     name: str
     tenant: str
     worker: str
-
-
-@dataclass(slots=True)
-class AcceptedShare:
-    """A share the pool accepted: what the ledger records."""
-
-    tenant: str
-    worker: str
-    site: str
-    listener: str
-    job_id: str
-    height: int
-    difficulty: float  # credited (the session's difficulty, or the previous one in grace)
-    share_difficulty: float  # achieved by the hash
-    hash: bytes
-    time: float
-    block: bool
 
 
 def difficulty_json(value: float) -> float | int:
@@ -355,18 +339,17 @@ class Session:
         entry.seen.add(key)
         self.accepted += 1
         self.last_share_at = now
-        share = AcceptedShare(
-            tenant=worker.tenant,
-            worker=worker.worker,
-            site=self.listener.site,
-            listener=self.listener.name,
-            job_id=job.job_id,
-            height=job.height,
-            difficulty=credited,
-            share_difficulty=share_difficulty,
-            hash=digest,
-            time=now,
-            block=is_block,
+        share = ShareRecord(
+            digest,
+            worker.tenant,
+            worker.worker,
+            self.listener.site,
+            job.job_id,
+            job.height,
+            credited,
+            share_difficulty,
+            is_block,
+            now,
         )
         if self.vardiff is not None:
             self.retarget(self.vardiff.on_share(self.difficulty, now), now)
