@@ -51,6 +51,39 @@ class Spool:
         except FileNotFoundError:
             return 0
 
+    def read_from(self, offset: int, max_bytes: int = 4 << 20) -> tuple[list[dict[str, Any]], int]:
+        """Complete records from `offset` (about max_bytes of them) and the offset after them.
+
+        Only the writer that appends reads, so a last line without its newline at the end of the
+        file is torn (the process died writing it, before the fsync that would have
+        acknowledged it): it is skipped.
+        """
+        try:
+            with self.path.open("rb") as file:
+                file.seek(offset)
+                data = file.read(max_bytes)
+                at_end = not file.read(1)
+        except FileNotFoundError:
+            return [], offset
+        cut = data.rfind(b"\n") + 1
+        consumed = cut
+        if cut < len(data) and at_end and len(data) < max_bytes:
+            log.warning(
+                "spool %s: skipping a torn last line (%d bytes)", self.path, len(data) - cut
+            )
+            consumed = len(data)
+        records = []
+        for line in data[:cut].split(b"\n"):
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                log.error(
+                    "spool %s: a line that is not JSON was skipped: %r", self.path, line[:200]
+                )
+        return records, offset + consumed
+
     def read(self) -> Iterator[dict[str, Any]]:
         """Every complete record; a torn last line is skipped (it was never acknowledged)."""
         try:

@@ -135,6 +135,7 @@ class LedgerWriter:
         self._rejects_lock = threading.Lock()
         self._dialect = engine.dialect.name
         self._seq = 0  # the last share sequence number handed out
+        self._spool_offset = 0  # how far into the spool is already loaded
         self._id_cache: dict[tuple[str, str, str], tuple[int, int, int]] = {}
         self._work_cache: dict[float, int] = {}
         self._time_second = -1
@@ -164,8 +165,10 @@ class LedgerWriter:
                 select(func.max(Share.id)).where(Share.id >= low, Share.id < high)
             ).scalar()
         self._seq = max(stored or 0, (top or low) - low)
+        while self.spool.size() and self._replay_step():  # at startup: all of it, now
+            pass
         if self.spool.size():
-            self._replay_spool()
+            raise SQLAlchemyError(f"the spool {self.spool.path} could not be loaded")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
@@ -214,6 +217,8 @@ class LedgerWriter:
                 while self._queue and len(batch) < self.batch_max:
                     batch.append(self._queue.popleft())
                 self._write(batch)
+            if self.db_ok and self.spool.size() and self._replay_step():
+                self._wake.set()  # more to load: come straight back after the fresh shares
             if now - last_rejects >= self.rejects_every_s:
                 last_rejects = now
                 self._flush_rejects()
@@ -268,15 +273,18 @@ class LedgerWriter:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError:
             return
-        log.warning("ledger database answers again; loading the spool")
+        log.warning("ledger database answers again; loading the spool in chunks")
         self.db_ok = True
-        self._replay_spool()
 
-    def _replay_spool(self) -> None:
-        """Load the spool into the database (idempotent), then empty it."""
-        size = self.spool.size()
+    def _replay_step(self) -> bool:
+        """Load one chunk of the spool (idempotent); True while more is left.
+
+        One chunk per pass of the writer loop, after the fresh shares: a long outage's spool
+        never holds up the replies to new shares. The file is emptied once all of it is in.
+        """
+        items, end = self.spool.read_from(self._spool_offset, max_bytes=self.batch_max * 400)
         records: list[Record] = []
-        for item in self.spool.read():
+        for item in items:
             kind = item.get("t")
             if kind == "share":
                 share = ShareRecord.from_json(item)
@@ -286,18 +294,37 @@ class LedgerWriter:
             elif kind == "block":
                 records.append(BlockRecord.from_json(item))
         try:
-            for i in range(0, len(records), self.batch_max):
+            if records:
                 with self.engine.begin() as conn:
-                    self._insert(conn, records[i : i + self.batch_max], replay=True)
+                    self._insert(conn, records, replay=True)
+        except IntegrityError as exc:
+            # Not an outage: these rows can never go in. Keep them for a person, move on.
+            self._quarantine(items, exc)
         except SQLAlchemyError as exc:
             self.db_ok = False
             log.error("loading the spool failed (%s); will try again", str(exc).splitlines()[0])
-            return
-        if self.spool.clear(size):
-            log.warning("loaded %d spooled records into the database", len(records))
-            self.stats["replayed"] += len(records)
-        else:
-            self._replay_spool()  # appended to meanwhile: load again (idempotent)
+            return False
+        self._spool_offset = end
+        self.stats["replayed"] += len(records)
+        if end < self.spool.size():
+            return True
+        if self.spool.clear(end):
+            if self.stats["replayed"]:
+                log.warning("spool loaded: %d records in all", self.stats["replayed"])
+            self._spool_offset = 0
+            return False
+        return True
+
+    def _quarantine(self, items: list[dict[str, Any]], exc: Exception) -> None:
+        path = self.spool.path.with_name("ledger-quarantine.jsonl")
+        Spool(path).append(items)
+        self.stats["quarantined"] += len(items)
+        log.critical(
+            "%d spooled records the database refuses (%s) moved to %s",
+            len(items),
+            str(exc).splitlines()[0][:300],
+            path,
+        )
 
     # --- SQL -------------------------------------------------------------------------------
 

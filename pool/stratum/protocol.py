@@ -77,6 +77,10 @@ class StratumProtocol(protocol.Protocol):
     # --- connection ------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
+        # Replies are small and each waits for the miner's next request otherwise: without
+        # TCP_NODELAY, Nagle plus delayed ACKs held some sessions' every reply ~40 ms.
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
         peer = self.transport.getPeer()
         self.peer = getattr(peer, "host", "")
         if not self.server.admit(self):
