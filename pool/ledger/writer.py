@@ -11,6 +11,7 @@ Rejected-share counts are summed in memory and written every few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -21,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy import Engine, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from twisted.internet import defer
 
 from pool.ledger.models import Block, Node, Share, ShareReject, Site, Tenant, Worker
@@ -86,6 +87,15 @@ class BlockRecord:
 
 Record = ShareRecord | BlockRecord
 
+#: While records came in the last IDLE_AFTER_S, the writer polls its queue every POLL_S; after
+#: that it blocks until the next record wakes it.
+POLL_S = 0.001
+IDLE_AFTER_S = 1.0
+
+#: When fewer records than this are queued, the writer waits LINGER_S for more before a commit.
+LINGER_BELOW = 64
+LINGER_S = 0.002
+
 #: Share ids are `node_id << ID_SHIFT | sequence`.
 ID_SHIFT = 48
 
@@ -129,17 +139,25 @@ class LedgerWriter:
         self.on_tenants: Callable[[set[str]], None] | None = None
         self._queue: deque[tuple[Record, defer.Deferred[None]]] = deque()
         self._wake = threading.Event()
+        self._idle = False
+        self._last_work = 0.0
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._rejects: Counter[tuple[str, str, str, str, datetime]] = Counter()
         self._rejects_lock = threading.Lock()
         self._dialect = engine.dialect.name
         self._seq = 0  # the last share sequence number handed out
+        self._conn: Any = None  # the writer thread's own connection
         self._spool_offset = 0  # how far into the spool is already loaded
         self._id_cache: dict[tuple[str, str, str], tuple[int, int, int]] = {}
         self._work_cache: dict[float, int] = {}
         self._time_second = -1
         self._time_prefix = ""
+        # Workers this writer inserted in transactions not committed yet, by connection: a
+        # rollback takes their rows and ids away, so the caches must forget them too.
+        self._uncommitted: list[tuple[Any, tuple[int, str]]] = []
+        event.listen(engine, "commit", self._committed)
+        event.listen(engine, "rollback", self._rolled_back)
 
     # --- lifecycle (blocking; call before the reactor runs or from a thread) ----------------
 
@@ -188,7 +206,8 @@ class LedgerWriter:
         """Queue a record; the Deferred fires once it is committed (or spooled)."""
         d: defer.Deferred[None] = defer.Deferred()
         self._queue.append((record, d))
-        if not self._wake.is_set():
+        if self._idle:  # the writer is blocked waiting: wake it (rare under load)
+            self._idle = False
             self._wake.set()
         return d
 
@@ -206,12 +225,28 @@ class LedgerWriter:
     def _run(self) -> None:
         last_rejects = last_retry = last_names = time.monotonic()
         while True:
-            self._wake.wait(0.5)
-            self._wake.clear()
+            if self._queue or self._stopping:
+                pass
+            elif time.monotonic() - self._last_work < IDLE_AFTER_S:
+                # Busy: look again in a moment. Polling costs a wake-up per ms; waking the
+                # thread per share cost a futex per share and a fight for the GIL.
+                time.sleep(POLL_S)
+            else:
+                self._idle = True
+                if not self._queue:
+                    self._wake.wait(0.5)
+                self._wake.clear()
+                self._idle = False
             now = time.monotonic()
             if not self.db_ok and now - last_retry >= self.retry_s:
                 last_retry = now
                 self._try_recover()
+            if 0 < len(self._queue) < LINGER_BELOW and not self._stopping:
+                # A few shares only: give the next ones a moment to join this commit. A commit
+                # per handful of shares costs far more CPU than the 2 ms cost the replies.
+                time.sleep(LINGER_S)
+            if self._queue:
+                self._last_work = time.monotonic()
             while self._queue:
                 batch: list[tuple[Record, defer.Deferred[None]]] = []
                 while self._queue and len(batch) < self.batch_max:
@@ -239,13 +274,11 @@ class LedgerWriter:
         if self.db_ok:
             try:
                 try:
-                    with self.engine.begin() as conn:
-                        self._insert(conn, records, replay=False)
+                    self._commit(records, replay=False)
                 except IntegrityError:
                     # A share already in the ledger (a commit whose answer was lost, then
                     # spooled): write the batch again, skipping what is there.
-                    with self.engine.begin() as conn:
-                        self._insert(conn, records, replay=True)
+                    self._commit(records, replay=True)
                 self.stats["committed"] += len(records)
                 self.stats["batches"] += 1
                 done = True
@@ -266,6 +299,22 @@ class LedgerWriter:
                 self.reactor.callFromThread(_fail_all, [d for _, d in batch], error)
                 return
         self.reactor.callFromThread(_fire_all, [d for _, d in batch])
+
+    def _commit(self, records: list[Record], replay: bool) -> None:
+        """One transaction on the writer's own connection, kept open between batches (a
+        checkout and a return per commit cost more than the commit at a few shares a batch);
+        dropped after any failure."""
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self.engine.connect()
+        try:
+            with conn.begin():
+                self._insert(conn, records, replay)
+        except BaseException:
+            self._conn = None
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
 
     def _try_recover(self) -> None:
         try:
@@ -380,7 +429,25 @@ class LedgerWriter:
                 select(Worker.id).where(Worker.tenant_id == tenant_id, Worker.name == worker)
             ).scalar_one()
             self.workers[key] = worker_id
+            self._uncommitted.append((conn, key))
         return tenant_id, site_id, worker_id
+
+    def _committed(self, conn: Any) -> None:
+        if any(c is conn for c, _ in self._uncommitted):
+            self._uncommitted = [(c, key) for c, key in self._uncommitted if c is not conn]
+
+    def _rolled_back(self, conn: Any) -> None:
+        """The transaction on `conn` was rolled back: the workers it inserted are gone, and so
+        are their ids (PostgreSQL never hands them out again; SQLite gives them to the next new
+        worker). Cached, they would fail every later batch on the foreign key, or credit
+        another worker."""
+        if not any(c is conn for c, _ in self._uncommitted):
+            return  # not one of this writer's transactions that inserted workers
+        for c, key in self._uncommitted:
+            if c is conn:
+                self.workers.pop(key, None)
+        self._uncommitted = [(c, key) for c, key in self._uncommitted if c is not conn]
+        self._id_cache.clear()
 
     def _insert(self, conn: Any, records: list[Record], replay: bool) -> None:
         shares: list[tuple[Any, ...]] = []
@@ -435,11 +502,6 @@ class LedgerWriter:
                 )
         if shares:
             self._insert_shares(conn, shares, replay)
-            conn.execute(
-                update(Node)
-                .where(Node.id == node_id, Node.share_seq < self._seq)
-                .values(share_seq=self._seq)
-            )
         if blocks:
             conn.execute(self._insert_ignore(Block.__table__, ["hash"]), blocks)
 
@@ -457,12 +519,17 @@ class LedgerWriter:
         SQLite executemany; PostgreSQL COPY, or INSERT ... ON CONFLICT DO NOTHING for a
         replay. Times are naive UTC, as the model's UTCDateTime stores them."""
         cursor = conn.connection.cursor()
+        seq = self._seq
         try:
             if self._dialect == "sqlite":
                 verb = "INSERT OR IGNORE" if replay else "INSERT"
                 cursor.executemany(
                     f"{verb} INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
                     rows,
+                )
+                cursor.execute(
+                    "UPDATE nodes SET share_seq = ? WHERE id = ? AND share_seq < ?",
+                    (seq, self.node_id, seq),
                 )
             elif replay:
                 cursor.executemany(
@@ -474,6 +541,23 @@ class LedgerWriter:
                 with cursor.copy(f"COPY shares ({_SHARE_COLUMNS}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
+            if self._dialect != "sqlite":
+                cursor.execute(
+                    "UPDATE nodes SET share_seq = %s WHERE id = %s AND share_seq < %s",
+                    (seq, self.node_id, seq),
+                )
+        except conn.dialect.loaded_dbapi.Error as exc:
+            # The driver's own exception (this cursor is not SQLAlchemy's): raise it as
+            # SQLAlchemy does (IntegrityError, OperationalError, ...) so that the callers'
+            # handling applies (write again as a replay, spool, quarantine) instead of the
+            # exception ending the writer thread.
+            raise DBAPIError.instance(
+                "INSERT INTO shares",
+                None,
+                exc,
+                conn.dialect.loaded_dbapi.Error,
+                dialect=conn.dialect,
+            ) from exc
         finally:
             cursor.close()
 
