@@ -242,6 +242,161 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_compact(args: argparse.Namespace) -> int:
+    """farmpool ledger compact: roll shares older than --keep-hours into hourly aggregates."""
+    from datetime import timedelta
+
+    from pool.ledger import compaction, db
+
+    if not 1 <= args.keep_hours <= 87_600:
+        raise CliError("--keep-hours must be between 1 and 87600 (10 years)", EXIT_BAD_INPUT)
+    if args.batch_rows < 1:
+        raise CliError("--batch-rows must be 1 or more", EXIT_BAD_INPUT)
+    if args.max_batches is not None and args.max_batches < 1:
+        raise CliError("--max-batches must be 1 or more", EXIT_BAD_INPUT)
+    settings = _settings(args)
+    url = settings.database_url
+    older_than = compaction.cutoff(timedelta(hours=args.keep_hours))
+    print(f"compacting shares created before {older_than.isoformat()}", flush=True)
+
+    def report(so_far: compaction.CompactionResult) -> None:
+        print(
+            f"  {so_far.rows} shares in {so_far.batches} batches, {so_far.rows_per_s:.0f} rows/s",
+            flush=True,
+        )
+
+    try:
+        engine = db.make_engine(url)
+        try:
+            db.require_current(engine, url)
+            result = compaction.compact(
+                engine, older_than, args.batch_rows, args.max_batches, report
+            )
+        finally:
+            engine.dispose()
+    except (db.DatabaseError, compaction.CompactionError) as exc:
+        raise CliError(str(exc)) from None
+    except Exception as exc:  # the driver's own errors: unreachable, refused, locked
+        raise CliError(f"database {db.redacted(url)}: {type(exc).__name__}: {exc}") from None
+    print(
+        f"compacted {result.rows} shares into {result.hours_touched} worker-hours in "
+        f"{result.batches} batches, {result.seconds:.2f} s ({result.rows_per_s:.0f} rows/s)",
+        flush=True,
+    )
+    return 0
+
+
+# --- sites and tenants ---------------------------------------------------------------------
+
+#: How the fields of pool.ledger.admin's errors are spelled on the command line.
+_ADMIN_FIELDS = {
+    "name": "NAME",
+    "timezone": "--timezone",
+    "payout_address": "--payout-address",
+    "changes": "--payout-address/--active/--inactive",
+}
+
+
+def _admin_call(settings: Settings, action: Any) -> Any:
+    """Run `action(engine)` on the config's database, which must be at the newest migration.
+    Bad input (admin.AdminError) exits 2 naming the option; database failures exit 1."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are noise here
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pool.ledger import admin, db
+
+    url = settings.database_url
+    try:
+        engine = db.make_engine(url)
+        try:
+            db.require_current(engine, url)
+            return action(engine)
+        finally:
+            engine.dispose()
+    except admin.AdminError as exc:
+        option = _ADMIN_FIELDS.get(exc.field, exc.field)
+        raise CliError(f"{option}: {exc.message}", EXIT_BAD_INPUT) from None
+    except db.DatabaseError as exc:
+        raise CliError(str(exc)) from None
+    except (SQLAlchemyError, OSError, ValueError) as exc:  # unreachable, refused, bad URL
+        raise CliError(f"database {db.redacted(url)}: {type(exc).__name__}: {exc}") from None
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> None:
+    if not rows:
+        print(empty)
+        return
+    lines = [list(header), *(list(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+
+
+def _when(moment: Any) -> str:
+    return str(moment.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """farmpool site add NAME [--timezone TZ] | list [--json]"""
+    from pool.ledger import admin
+
+    settings = _settings(args)
+    if args.action == "add":
+        row = _admin_call(settings, lambda e: admin.add_site(e, args.name, args.timezone))
+        print(f"site {row.name} added (time zone {row.timezone})")
+        return 0
+    sites = _admin_call(settings, admin.list_sites)
+    if args.json:
+        print(json.dumps([site.to_json() for site in sites]))
+    else:
+        _print_table(
+            ["NAME", "TIMEZONE", "CREATED (UTC)"],
+            [[s.name, s.timezone, _when(s.created_at)] for s in sites],
+            "no sites yet (farmpool site add NAME)",
+        )
+    return 0
+
+
+def cmd_tenant(args: argparse.Namespace) -> int:
+    """farmpool tenant add NAME [--payout-address A] | list [--json] | set NAME [...]"""
+    from pool.ledger import admin
+
+    settings = _settings(args)
+    network = settings.network
+    if args.action == "add":
+        row = _admin_call(
+            settings, lambda e: admin.add_tenant(e, args.name, network, args.payout_address)
+        )
+        print(f"tenant {row.name} added (payout address {row.payout_address or 'none'})")
+        return 0
+    if args.action == "set":
+        row = _admin_call(
+            settings,
+            lambda e: admin.set_tenant(
+                e, args.name, network, payout_address=args.payout_address, active=args.active
+            ),
+        )
+        state = "active" if row.active else "inactive"
+        print(f"tenant {row.name}: {state}, payout address {row.payout_address or 'none'}")
+        return 0
+    tenants = _admin_call(settings, admin.list_tenants)
+    if args.json:
+        print(json.dumps([tenant.to_json() for tenant in tenants]))
+    else:
+        _print_table(
+            ["NAME", "PAYOUT ADDRESS", "ACTIVE", "CREATED (UTC)"],
+            [
+                [t.name, t.payout_address or "-", "yes" if t.active else "no", _when(t.created_at)]
+                for t in tenants
+            ],
+            "no tenants yet (farmpool tenant add NAME)",
+        )
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run simulated miners against a pool for a while; print their totals as JSON."""
     from twisted.internet import reactor as _reactor
@@ -343,6 +498,57 @@ def build_parser() -> argparse.ArgumentParser:
     c = actions.add_parser("downgrade", help="migrate back to REVISION (base: empty)")
     c.add_argument("revision")
     c.set_defaults(func=cmd_db)
+
+    group = sub.add_parser("ledger", help="the share ledger")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser(
+        "compact", help="roll shares older than --keep-hours into per-worker hourly aggregates"
+    )
+    c.add_argument(
+        "--keep-hours",
+        type=int,
+        default=48,
+        metavar="H",
+        help="keep shares of the last H hours as they are (default 48; payouts need them)",
+    )
+    c.add_argument(
+        "--batch-rows", type=int, default=50_000, metavar="N", help="shares per transaction"
+    )
+    c.add_argument(
+        "--max-batches", type=int, metavar="N", help="stop after N batches (default: until done)"
+    )
+    c.set_defaults(func=cmd_ledger_compact)
+
+    group = sub.add_parser("site", help="the farm's sites (in the database)")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("add", help="add a site")
+    c.add_argument("name", help="letters, digits, _ and - (1-64)")
+    c.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Berlin")
+    c.set_defaults(func=cmd_site)
+    c = actions.add_parser("list", help="list the sites")
+    c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    c.set_defaults(func=cmd_site)
+
+    group = sub.add_parser("tenant", help="the farm's tenants (in the database)")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("add", help="add an active tenant")
+    c.add_argument("name", help="letters, digits, _ and - (1-64); miners log in as NAME.worker")
+    c.add_argument("--payout-address", help="where the tenant is paid (checked for the network)")
+    c.set_defaults(func=cmd_tenant)
+    c = actions.add_parser("list", help="list the tenants")
+    c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    c.set_defaults(func=cmd_tenant)
+    c = actions.add_parser("set", help="change a tenant's payout address or whether it may mine")
+    c.add_argument("name")
+    c.add_argument("--payout-address", help="the new payout address")
+    state = c.add_mutually_exclusive_group()
+    state.add_argument(
+        "--active", dest="active", action="store_const", const=True, help="miners may connect"
+    )
+    state.add_argument(
+        "--inactive", dest="active", action="store_const", const=False, help="refuse its miners"
+    )
+    c.set_defaults(func=cmd_tenant, active=None)
 
     p = sub.add_parser("simulate", help="connect simulated miners to a pool for a while")
     p.add_argument("--connect", required=True, help="the pool's HOST:PORT")

@@ -1,17 +1,216 @@
 """Sites and tenants in the database: what admins add and list, and what the config seeds.
 
 The server authorizes miners against the tenants here. Every change is validated first (names,
-payout addresses for the network) and written in one transaction.
+time zones, payout addresses for the network), in this module only, and written in one
+transaction; bad input raises AdminError naming the field, and nothing is written.
 """
 
 from __future__ import annotations
 
+import zoneinfo
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
-from pool.config import Settings
+from pool.chain.addresses import AddressError, address_to_script
+from pool.config import NAME_PATTERN, Settings
 from pool.ledger.models import Site, Tenant
+
+#: Longest time zone name the sites table holds.
+TIMEZONE_MAX = 64
+#: Names zoneinfo loads that are not fixed IANA zones (they follow the host's setting).
+_HOST_ZONES = frozenset({"localtime", "posixrules"})
+
+
+class AdminError(ValueError):
+    """Input an admin must correct; `field` is what is wrong (name, timezone,
+    payout_address, changes)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    name: str
+    timezone: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "timezone": self.timezone,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    name: str
+    payout_address: str | None
+    active: bool
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "payout_address": self.payout_address,
+            "active": self.active,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def check_name(kind: str, name: object) -> str:
+    """A site or tenant name (config.NAME_PATTERN); `kind` is "site" or "tenant"."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise AdminError("name", f"a {kind} name is 1-64 letters, digits, _ or -, got {name!r}")
+    return name
+
+
+def check_timezone(timezone: object) -> str:
+    """An IANA time zone name that this host's zone database knows (e.g. Europe/Berlin)."""
+    expected = "expected an IANA time zone such as UTC or Europe/Berlin"
+    if not isinstance(timezone, str) or not timezone or len(timezone) > TIMEZONE_MAX:
+        raise AdminError("timezone", f"{expected}, got {timezone!r}")
+    if timezone in _HOST_ZONES:
+        raise AdminError("timezone", f"{timezone!r} follows the host's setting; {expected}")
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise AdminError("timezone", f"unknown time zone {timezone!r}; {expected}") from None
+    return timezone
+
+
+def check_payout_address(address: object, network: str) -> str:
+    """An address that address_to_script accepts for `network`."""
+    if not isinstance(address, str):
+        raise AdminError("payout_address", f"expected an address, got {address!r}")
+    try:
+        address_to_script(address, network)
+    except AddressError as exc:
+        raise AdminError("payout_address", f"not valid on network {network}: {exc}") from None
+    return address
+
+
+# --- sites -----------------------------------------------------------------------------------
+
+
+def add_site(engine: Engine, name: str, timezone: str = "UTC") -> SiteRow:
+    """Add a site; AdminError if the input is bad or the site exists (nothing written)."""
+    check_name("site", name)
+    check_timezone(timezone)
+    row = SiteRow(name, timezone, datetime.now(UTC))
+    try:
+        with engine.begin() as conn:
+            if conn.execute(select(Site.id).where(Site.name == name)).first() is not None:
+                raise _exists("site", name)
+            conn.execute(
+                insert(Site), [{"name": name, "timezone": timezone, "created_at": row.created_at}]
+            )
+    except IntegrityError:  # added by someone else since the check
+        raise _exists("site", name) from None
+    return row
+
+
+def list_sites(engine: Engine) -> list[SiteRow]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(Site.name, Site.timezone, Site.created_at).order_by(Site.name))
+        return [SiteRow(name, timezone, created) for name, timezone, created in rows]
+
+
+# --- tenants ---------------------------------------------------------------------------------
+
+
+def add_tenant(
+    engine: Engine, name: str, network: str, payout_address: str | None = None
+) -> TenantRow:
+    """Add an active tenant; AdminError if the input is bad or the tenant exists."""
+    check_name("tenant", name)
+    if payout_address is not None:
+        check_payout_address(payout_address, network)
+    row = TenantRow(name, payout_address, True, datetime.now(UTC))
+    try:
+        with engine.begin() as conn:
+            if conn.execute(select(Tenant.id).where(Tenant.name == name)).first() is not None:
+                raise _exists("tenant", name)
+            conn.execute(
+                insert(Tenant),
+                [
+                    {
+                        "name": name,
+                        "payout_address": payout_address,
+                        "active": True,
+                        "created_at": row.created_at,
+                    }
+                ],
+            )
+    except IntegrityError:
+        raise _exists("tenant", name) from None
+    return row
+
+
+def set_tenant(
+    engine: Engine,
+    name: str,
+    network: str,
+    *,
+    payout_address: str | None = None,
+    active: bool | None = None,
+) -> TenantRow:
+    """Change a tenant's payout address and/or whether it may mine; returns the new row."""
+    check_name("tenant", name)
+    if payout_address is None and active is None:
+        raise AdminError("changes", "nothing to change: give a payout address, active or inactive")
+    changes: dict[str, Any] = {}
+    if payout_address is not None:
+        changes["payout_address"] = check_payout_address(payout_address, network)
+    if active is not None:
+        changes["active"] = active
+    with engine.begin() as conn:
+        changed = conn.execute(update(Tenant).where(Tenant.name == name).values(**changes))
+        if changed.rowcount != 1:
+            raise AdminError("name", f"no tenant {name!r} (`farmpool tenant list` shows them)")
+        tenant = conn.execute(
+            select(Tenant.name, Tenant.payout_address, Tenant.active, Tenant.created_at).where(
+                Tenant.name == name
+            )
+        ).one()
+    return TenantRow(*tenant)
+
+
+def list_tenants(engine: Engine) -> list[TenantRow]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Tenant.name, Tenant.payout_address, Tenant.active, Tenant.created_at).order_by(
+                Tenant.name
+            )
+        )
+        return [TenantRow(*row) for row in rows]
+
+
+def _exists(kind: str, name: str) -> AdminError:
+    return AdminError("name", f"{kind} {name!r} exists already (`farmpool {kind} list`)")
+
+
+# --- the config ------------------------------------------------------------------------------
+
+
+def _insert_missing(engine: Engine, table: Any) -> Any:
+    """INSERT that skips rows whose name exists (another node may seed at the same time)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["name"])
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["name"])
+    raise RuntimeError(f"unsupported database {engine.dialect.name}")
 
 
 def seed_from_config(engine: Engine, settings: Settings) -> tuple[list[str], list[str]]:
@@ -24,23 +223,26 @@ def seed_from_config(engine: Engine, settings: Settings) -> tuple[list[str], lis
         sites = set(conn.execute(select(Site.name)).scalars())
         for name in settings.sites:
             if name not in sites:
-                conn.execute(insert(Site), [{"name": name, "timezone": "UTC", "created_at": now}])
-                added_sites.append(name)
+                result = conn.execute(
+                    _insert_missing(engine, Site.__table__),
+                    {"name": name, "timezone": "UTC", "created_at": now},
+                )
+                if result.rowcount:
+                    added_sites.append(name)
         tenants = set(conn.execute(select(Tenant.name)).scalars())
         for tenant in settings.tenants:
             if tenant.name not in tenants:
-                conn.execute(
-                    insert(Tenant),
-                    [
-                        {
-                            "name": tenant.name,
-                            "payout_address": tenant.payout_address,
-                            "active": True,
-                            "created_at": now,
-                        }
-                    ],
+                result = conn.execute(
+                    _insert_missing(engine, Tenant.__table__),
+                    {
+                        "name": tenant.name,
+                        "payout_address": tenant.payout_address,
+                        "active": True,
+                        "created_at": now,
+                    },
                 )
-                added_tenants.append(tenant.name)
+                if result.rowcount:
+                    added_tenants.append(tenant.name)
     return added_sites, added_tenants
 
 

@@ -6,7 +6,7 @@ Once a share is older than anything payouts still need, one row per share is onl
 `compact` rolls those rows up into `share_hours` (one row per worker, site and UTC hour with
 the number of shares, their summed work and the best share difficulty) and deletes them.
 Accounting reads the combined view, `shares` plus `share_hours` (`work_totals`), so totals are
-the same before and after compaction; work is an integer number of expected hashes, so the
+the same before and after compaction; work is an integer (difficulty x 2^16), so the
 sums are exact.
 
 What payouts still need: every share newer than a `keep` duration (the CLI's `--keep-hours`,

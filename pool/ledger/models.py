@@ -4,7 +4,7 @@ Every accepted share is a row (until compaction rolls it into hourly aggregates)
 given by the node that accepted it, `node_id << 48 | sequence`, before it is written anywhere,
 so a share loaded twice (a spool replayed after an outage, a commit whose answer was lost)
 cannot count twice, and the idempotency key costs no extra index: ids of one node only grow.
-Work is stored as an integer number of expected hashes (difficulty x 2^32, at least 1), so
+Work is stored as an integer: difficulty in fixed point, x 2^16 (at least 1), so
 that every sum over shares and aggregates is exact. Times are UTC.
 
 Alembic owns the schema (migrations/); a test checks that `upgrade head` gives exactly these
@@ -139,7 +139,7 @@ class Share(Base):
     height: Mapped[int] = mapped_column(Integer)
     difficulty: Mapped[float] = mapped_column(Float)  # assigned (credited)
     share_difficulty: Mapped[float] = mapped_column(Float)  # achieved by the hash
-    work: Mapped[int] = mapped_column(BigInteger)  # expected hashes: difficulty x 2^32
+    work: Mapped[int] = mapped_column(BigInteger)  # difficulty x 2^16 (writer.work_of)
     is_block: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

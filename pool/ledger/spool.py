@@ -62,12 +62,14 @@ class Spool:
             with self.path.open("rb") as file:
                 file.seek(offset)
                 data = file.read(max_bytes)
+                if data and b"\n" not in data:
+                    data += file.readline()  # one line longer than max_bytes: all of it
                 at_end = not file.read(1)
         except FileNotFoundError:
             return [], offset
         cut = data.rfind(b"\n") + 1
         consumed = cut
-        if cut < len(data) and at_end and len(data) < max_bytes:
+        if cut < len(data) and at_end:
             log.warning(
                 "spool %s: skipping a torn last line (%d bytes)", self.path, len(data) - cut
             )

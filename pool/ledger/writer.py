@@ -33,8 +33,11 @@ from pool.ledger.spool import Spool
 
 log = logging.getLogger(__name__)
 
-#: Work (expected hashes) of a share of difficulty 1.
-WORK_PER_DIFFICULTY = 2**32
+#: Work units of a share of difficulty 1. Work is difficulty in fixed point (1/65536): whole
+#: numbers whose sums are exact, and whose sums fit SQLite's 64-bit integers up to 1.4e14
+#: difficulty (about a week of 1 EH/s; PostgreSQL sums bigints as numeric, with no limit).
+#: Expected hashes would overflow SQLite's SUM in two minutes at that rate.
+WORK_PER_DIFFICULTY = 2**16
 
 
 def work_of(difficulty: float) -> int:

@@ -353,11 +353,11 @@ def test_compaction_adds_to_existing_aggregates(ledger: Ledger) -> None:
             "site_id": ledger.sites[1],
             "hour": lonely,
             "shares": 5,
-            "work": 5 * 2**32,
+            "work": 5 * 2**16,
             "best_share_difficulty": 3.5,
         }
     )
-    add(ledger.expected, (worker_id, ledger.sites[1], lonely), 5, 5 * 2**32, 3.5)
+    add(ledger.expected, (worker_id, ledger.sites[1], lonely), 5, 5 * 2**16, 3.5)
     with engine.begin() as conn:
         conn.execute(insert(ShareHour), existing)
     ids_before = {(r[1], r[3], r[4]): r[0] for r in hours_table(engine).values()}
