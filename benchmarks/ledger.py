@@ -106,7 +106,7 @@ def run_database(kind: str, url: str, args: argparse.Namespace, workdir: Path) -
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="5000,8000,10000,12000,15000")
+    parser.add_argument("--rates", default="5000,8000,10000,12000,15000,18000,21000")
     parser.add_argument("--step-seconds", type=float, default=8.0)
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--only", choices=["sqlite", "postgres"])

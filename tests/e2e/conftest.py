@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from regtest_peers import RegtestNode
 
-from tests.e2e.farmpool_serve import ServeProcess
+from tests.e2e.farmpool_serve import ServeProcess, base_config
 
 
 @pytest.fixture(scope="module")
@@ -32,3 +33,14 @@ def serve_factory(
             if code != 0:
                 failures.append(f"exit {code}; log:\n{server.log_tail()}")
     assert not failures, "farmpool serve did not exit 0 on SIGTERM: " + "\n".join(failures)
+
+
+@pytest.fixture(scope="module")
+def bcoin_config(
+    bcoin_node: RegtestNode, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The base config for a server on the session's bcoin node, in a fresh directory; the
+    module adds its listeners and limits."""
+    return base_config(
+        bcoin_node.rpc_url, bcoin_node.new_address(), tmp_path_factory.mktemp("pool")
+    )

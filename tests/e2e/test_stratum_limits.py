@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from regtest_peers import RegtestNode
 
-from tests.e2e.farmpool_serve import ServeProcess, base_config
+from tests.e2e.farmpool_serve import ServeProcess
 from tests.e2e.stratum_client import StratumClient
 
 PER_IP = 3
@@ -26,13 +25,9 @@ BAN_S = 2.0
 
 @pytest.fixture(scope="module")
 def server(
-    bcoin_node: RegtestNode,
-    serve_factory: Callable[[dict[str, Any]], ServeProcess],
-    tmp_path_factory: pytest.TempPathFactory,
+    bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
 ) -> ServeProcess:
-    config = base_config(
-        bcoin_node.rpc_url, bcoin_node.new_address(), tmp_path_factory.mktemp("pool")
-    )
+    config = bcoin_config
     config["node"]["refresh_interval_s"] = 1
     config["listeners"] = [
         {

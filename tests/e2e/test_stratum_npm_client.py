@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from regtest_peers import RegtestNode
 
-from tests.e2e.farmpool_serve import REPO, ServeProcess, base_config
+from tests.e2e.farmpool_serve import REPO, ServeProcess
 
 PACKAGE = "stratum-client"
 VERSION = "1.1.0"
@@ -86,13 +85,9 @@ def modules() -> Path:
 
 @pytest.fixture(scope="module")
 def server(
-    bcoin_node: RegtestNode,
-    serve_factory: Callable[[dict[str, Any]], ServeProcess],
-    tmp_path_factory: pytest.TempPathFactory,
+    bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
 ) -> ServeProcess:
-    config = base_config(
-        bcoin_node.rpc_url, bcoin_node.new_address(), tmp_path_factory.mktemp("pool")
-    )
+    config = bcoin_config
     config["listeners"] = [
         {
             "name": "cpu",

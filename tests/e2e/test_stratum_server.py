@@ -20,10 +20,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from regtest_peers import RegtestNode
 
 from pool.hashing import difficulty_to_target
-from tests.e2e.farmpool_serve import ServeProcess, base_config
+from tests.e2e.farmpool_serve import ServeProcess
 from tests.e2e.stratum_client import StratumClient
 
 START = 3e-10
@@ -36,13 +35,9 @@ POOL_MASK = 0x1FFFE000
 
 @pytest.fixture(scope="module")
 def server(
-    bcoin_node: RegtestNode,
-    serve_factory: Callable[[dict[str, Any]], ServeProcess],
-    tmp_path_factory: pytest.TempPathFactory,
+    bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
 ) -> ServeProcess:
-    config = base_config(
-        bcoin_node.rpc_url, bcoin_node.new_address(), tmp_path_factory.mktemp("pool")
-    )
+    config = bcoin_config
     config["listeners"] = [
         {
             "name": "main",
