@@ -141,9 +141,9 @@ def main() -> int:
                     .order_by(Tenant.name)
                 ).all()
             engine.dispose()
-            print(f"\n{'ledger':12} {'shares':>9} {'work (hashes)':>14}")
+            print(f"\n{'ledger':12} {'shares':>9} {'work (diff x 2^16)':>19}")
             for name, count, work_sum in ledger:
-                print(f"{name:12} {count:>9} {work_sum:>14}")
+                print(f"{name:12} {count:>9} {work_sum:>19}")
             script = address_to_script(address, "regtest")
             in_chain = 0
             for record in records:
