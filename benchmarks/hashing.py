@@ -24,9 +24,9 @@ from pathlib import Path
 from pool.hashing import (
     ACCELERATOR,
     BIP320_VERSION_MASK,
+    NOTIFY_FIELDS,
     HeaderWork,
     difficulty_to_target,
-    stratum_prevhash_to_header,
 )
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "blocks.json"
@@ -36,15 +36,7 @@ def load_job(accelerated: bool) -> HeaderWork:
     blocks = json.loads(VECTORS.read_text())
     notify = next(b for b in blocks if b["height"] == 574200)["synthetic_stratum"]["notify"]
     assert len(notify["merkle_branch"]) == 12
-    return HeaderWork(
-        bytes.fromhex(notify["coinb1"]),
-        bytes.fromhex(notify["coinb2"]),
-        [bytes.fromhex(h) for h in notify["merkle_branch"]],
-        int(notify["version"], 16),
-        stratum_prevhash_to_header(notify["prevhash"]),
-        int(notify["nbits"], 16),
-        accelerated=accelerated,
-    )
+    return HeaderWork.from_notify([notify[f] for f in NOTIFY_FIELDS], accelerated=accelerated)
 
 
 def per_share_us(accelerated: bool, shares: int, fresh: bool, rounds: int = 5) -> float:

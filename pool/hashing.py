@@ -33,6 +33,19 @@ MAX_TARGET = (1 << 256) - 1
 #: BIP320 general-purpose version bits, the mask pools offer for version rolling.
 BIP320_VERSION_MASK = 0x1FFFE000
 
+#: The `mining.notify` params, in order.
+NOTIFY_FIELDS = (
+    "job_id",
+    "prevhash",
+    "coinb1",
+    "coinb2",
+    "merkle_branch",
+    "version",
+    "nbits",
+    "ntime",
+    "clean_jobs",
+)
+
 #: How many merkle roots one job remembers for repeated (extranonce1, extranonce2) pairs.
 ROOT_CACHE_SIZE = 8192
 
@@ -276,6 +289,21 @@ class HeaderWork:
     @property
     def accelerated(self) -> bool:
         return self._c is not None
+
+    @classmethod
+    def from_notify(cls, params: Sequence[Any], *, accelerated: bool = True) -> HeaderWork:
+        """From `mining.notify` params as a miner receives them (hex text, in NOTIFY_FIELDS
+        order). Not validated: for the pool's own clients and tools; `farmpool share-check`
+        checks untrusted input field by field first."""
+        return cls(
+            bytes.fromhex(params[2]),
+            bytes.fromhex(params[3]),
+            [bytes.fromhex(h) for h in params[4]],
+            int(params[5], 16),
+            stratum_prevhash_to_header(params[1]),
+            int(params[6], 16),
+            accelerated=accelerated,
+        )
 
     def coinbase(self, extranonce1: bytes, extranonce2: bytes) -> bytes:
         """The full (stripped) coinbase transaction for one extranonce pair."""

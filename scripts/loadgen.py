@@ -503,20 +503,13 @@ class LoadGen:
 
     def _work(self, s: Session) -> Any:
         """The job's HeaderWork (as pool/sharecheck.py builds it), one per job."""
-        from pool.hashing import HeaderWork, stratum_prevhash_to_header
+        from pool.hashing import HeaderWork
 
         assert s.notify is not None
         work = self._works.get(s.job_id)
         if work is None:
             p = s.notify
-            work = HeaderWork(
-                bytes.fromhex(p[2]),
-                bytes.fromhex(p[3]),
-                [bytes.fromhex(h) for h in p[4]],
-                int(p[5], 16),
-                stratum_prevhash_to_header(p[1]),
-                int(p[6], 16),
-            )
+            work = HeaderWork.from_notify(p)
             self._works[s.job_id] = work
         return work
 

@@ -25,7 +25,6 @@ from pool.hashing import (
     BIP320_VERSION_MASK,
     HeaderWork,
     difficulty_to_target,
-    stratum_prevhash_to_header,
 )
 
 
@@ -131,14 +130,7 @@ class SimulatedMiner(LineOnlyReceiver):
 
     def _new_job(self, params: list[Any]) -> None:
         self.job_id = params[0]
-        self.work = HeaderWork(
-            bytes.fromhex(params[2]),
-            bytes.fromhex(params[3]),
-            [bytes.fromhex(h) for h in params[4]],
-            int(params[5], 16),
-            stratum_prevhash_to_header(params[1]),
-            int(params[6], 16),
-        )
+        self.work = HeaderWork.from_notify(params)
         self.ntime = int(params[7], 16)
         if self._loop is None:
             self._loop = task.LoopingCall(self._tick)

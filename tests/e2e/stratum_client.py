@@ -26,7 +26,6 @@ from pool.hashing import (
     bits_to_target,
     difficulty_to_target,
     hash_to_hex,
-    stratum_prevhash_to_header,
 )
 
 DEFAULT_TIMEOUT = 5.0
@@ -70,14 +69,7 @@ class Job:
 
     def work(self) -> HeaderWork:
         p = self.params
-        return HeaderWork(
-            bytes.fromhex(p[2]),
-            bytes.fromhex(p[3]),
-            [bytes.fromhex(h) for h in p[4]],
-            int(p[5], 16),
-            stratum_prevhash_to_header(p[1]),
-            int(p[6], 16),
-        )
+        return HeaderWork.from_notify(p)
 
 
 @dataclass(frozen=True)

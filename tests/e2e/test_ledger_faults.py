@@ -42,7 +42,7 @@ from regtest_peers import RegtestNode
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
-from pool.hashing import HeaderWork, difficulty_to_target, stratum_prevhash_to_header
+from pool.hashing import HeaderWork, difficulty_to_target
 from pool.ledger.db import make_engine
 from pool.ledger.models import Share
 from tests.e2e.farmpool_serve import ServeProcess, base_config
@@ -123,14 +123,7 @@ class AckedLoad:
             assert p is not None and s.difficulty is not None
             work = works.get(s.job_id)
             if work is None:
-                work = works[s.job_id] = HeaderWork(
-                    bytes.fromhex(p[2]),
-                    bytes.fromhex(p[3]),
-                    [bytes.fromhex(h) for h in p[4]],
-                    int(p[5], 16),
-                    stratum_prevhash_to_header(p[1]),
-                    int(p[6], 16),
-                )
+                work = works[s.job_id] = HeaderWork.from_notify(p)
             target = difficulty_to_target(s.difficulty)
             assert target - work.network_target > 1 << 254, "difficulty too high for the test"
             per_session.append((s, work, target, int(s.ntime, 16)))

@@ -3,7 +3,6 @@ the coinbase the pool writes, the jobs miners get and the blocks a found share b
 
 from __future__ import annotations
 
-import hashlib
 import re
 import struct
 from typing import Any
@@ -20,11 +19,15 @@ from pool.chain.job import MAX_NTIME_AHEAD_S, Job, JobFactory
 from pool.chain.serialize import parse_block, parse_tx, push_data, push_int, script_num, varint
 from pool.chain.template import parse_template
 from pool.config import CoinbaseSettings, PayoutOutput
-
-
-def dsha(data: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
-
+from tests.unit.sample_txs import (
+    LEGACY_TX,
+    LEGACY_TXID,
+    SEGWIT_TX,
+    SEGWIT_TXID,
+    SEGWIT_WTXID,
+    WITNESS_COMMITMENT,
+    dsha,
+)
 
 P2WPKH = bytes.fromhex("0014377c0b8f5768a0179cd6d94711a4fa8c0f6bd605")
 P2PKH = bytes.fromhex("76a91462e907b15cbf27d5425399ebf6f0fb50ebb88f1888ac")
@@ -278,50 +281,7 @@ def test_witness_commitment_script() -> None:
 
 # --- jobs -----------------------------------------------------------------------------------
 
-# A legacy P2PKH spend and a P2WPKH spend, serialized by hand.
-LEGACY_TX = (
-    struct.pack("<I", 1)
-    + b"\x01"
-    + b"\x11" * 32
-    + struct.pack("<I", 0)
-    + b"\x6a\x47"
-    + b"\x30" * 71
-    + b"\x21"
-    + b"\x02" * 33
-    + b"\xff\xff\xff\xff"
-    + b"\x01"
-    + struct.pack("<q", 99_000)
-    + b"\x19\x76\xa9\x14"
-    + b"\x44" * 20
-    + b"\x88\xac"
-    + b"\x00\x00\x00\x00"
-)
-_BODY = (
-    b"\x01"
-    + b"\x22" * 32
-    + struct.pack("<I", 1)
-    + b"\x00"
-    + b"\xfd\xff\xff\xff"
-    + b"\x01"
-    + struct.pack("<q", 50_000)
-    + b"\x16\x00\x14"
-    + b"\x55" * 20
-)
-SEGWIT_TX = (
-    struct.pack("<I", 2)
-    + b"\x00\x01"
-    + _BODY
-    + b"\x02\x47"
-    + b"\x30" * 71
-    + b"\x21"
-    + b"\x03" * 33
-    + b"\x00\x00\x00\x00"
-)
-LEGACY_TXID = dsha(LEGACY_TX)
-SEGWIT_TXID = dsha(struct.pack("<I", 2) + _BODY + b"\x00\x00\x00\x00")
-SEGWIT_WTXID = dsha(SEGWIT_TX)
-WITNESS_ROOT = dsha(dsha(b"\x00" * 32 + LEGACY_TXID) + dsha(SEGWIT_WTXID + SEGWIT_WTXID))
-TEMPLATE_COMMITMENT = bytes.fromhex("6a24aa21a9ed") + dsha(WITNESS_ROOT + b"\x00" * 32)
+TEMPLATE_COMMITMENT = WITNESS_COMMITMENT
 
 PREV = "0000000000000000000172014ba58d66455762add0512355ad651207918494ab"
 # Stratum sends the explorer hex's eight 4-byte words in reverse order.

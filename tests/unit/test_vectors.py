@@ -15,6 +15,7 @@ from pool.chain.serialize import parse_block, parse_tx
 from pool.hashing import (
     ACCELERATOR,
     BIP320_VERSION_MASK,
+    NOTIFY_FIELDS,
     HeaderWork,
     ShareError,
     bits_to_target,
@@ -23,7 +24,6 @@ from pool.hashing import (
     hash_to_hex,
     merkle_root,
     sha256d,
-    stratum_prevhash_to_header,
     target_to_difficulty,
 )
 from pool.sharecheck import check_share, parse_notify, parse_submit
@@ -45,15 +45,7 @@ def accelerated(request: pytest.FixtureRequest) -> bool:
 
 
 def work_of(notify: dict[str, Any], accelerated: bool = True) -> HeaderWork:
-    return HeaderWork(
-        bytes.fromhex(notify["coinb1"]),
-        bytes.fromhex(notify["coinb2"]),
-        [bytes.fromhex(h) for h in notify["merkle_branch"]],
-        int(notify["version"], 16),
-        stratum_prevhash_to_header(notify["prevhash"]),
-        int(notify["nbits"], 16),
-        accelerated=accelerated,
-    )
+    return HeaderWork.from_notify([notify[f] for f in NOTIFY_FIELDS], accelerated=accelerated)
 
 
 @pytest.fixture(scope="module", params=BLOCKS, ids=block_id)
