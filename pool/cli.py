@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pool.accounting import commands as money_commands
 from pool.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("farmpool")
@@ -269,6 +270,8 @@ def cmd_ledger_compact(args: argparse.Namespace) -> int:
         engine = db.make_engine(url)
         try:
             db.require_current(engine, url)
+            if settings.payout.scheme in ("pps", "fpps"):
+                older_than = _pps_hold(engine, older_than)
             result = compaction.compact(
                 engine, older_than, args.batch_rows, args.max_batches, report
             )
@@ -286,6 +289,22 @@ def cmd_ledger_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pps_hold(engine: Any, older_than: Any) -> Any:
+    """PPS credits shares by their height, which compacted hours do not keep: shares not
+    credited yet (and their whole hour) stay as they are."""
+    from pool.accounting.pps import pps_hold
+
+    with engine.connect() as conn:
+        hold = pps_hold(conn)
+    if hold is None:
+        return older_than
+    hour = hold.replace(minute=0, second=0, microsecond=0)
+    if hour < older_than:
+        print(f"keeping shares from {hour.isoformat()} on: PPS has not credited them yet")
+        return hour
+    return older_than
+
+
 # --- sites and tenants ---------------------------------------------------------------------
 
 #: How the fields of pool.ledger.admin's errors are spelled on the command line.
@@ -293,7 +312,9 @@ _ADMIN_FIELDS = {
     "name": "NAME",
     "timezone": "--timezone",
     "payout_address": "--payout-address",
-    "changes": "--payout-address/--active/--inactive",
+    "changes": "--payout-address/--active/--inactive/--fee-percent/--payout-threshold-sat/--solo",
+    "fee_ppm": "--fee-percent",
+    "payout_threshold_sat": "--payout-threshold-sat",
 }
 
 
@@ -373,14 +394,43 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         print(f"tenant {row.name} added (payout address {row.payout_address or 'none'})")
         return 0
     if args.action == "set":
+        fee: Any = admin.UNSET
+        if args.fee_percent is not None:
+            fee = None if args.fee_percent == "pool" else _fee_ppm(args.fee_percent)
+        threshold: Any = admin.UNSET
+        if args.payout_threshold_sat is not None:
+            threshold = None
+            if args.payout_threshold_sat != "pool":
+                try:
+                    threshold = int(args.payout_threshold_sat)
+                except ValueError:
+                    raise CliError(
+                        "--payout-threshold-sat: a whole number of satoshis, or pool",
+                        EXIT_BAD_INPUT,
+                    ) from None
         row = _admin_call(
             settings,
             lambda e: admin.set_tenant(
-                e, args.name, network, payout_address=args.payout_address, active=args.active
+                e,
+                args.name,
+                network,
+                payout_address=args.payout_address,
+                active=args.active,
+                fee_ppm=fee,
+                payout_threshold_sat=threshold,
+                solo=args.solo,
             ),
         )
         state = "active" if row.active else "inactive"
-        print(f"tenant {row.name}: {state}, payout address {row.payout_address or 'none'}")
+        terms = row.to_json()
+        fee_text = f"{terms['fee_percent']} %" if row.fee_ppm is not None else "the pool's"
+        threshold_text = (
+            f"{row.payout_threshold_sat} sat" if row.payout_threshold_sat else "the pool's"
+        )
+        print(
+            f"tenant {row.name}: {state}, payout address {row.payout_address or 'none'}, "
+            f"fee {fee_text}, threshold {threshold_text}, {'solo' if row.solo else 'pooled'}"
+        )
         return 0
     tenants = _admin_call(settings, admin.list_tenants)
     if args.json:
@@ -395,6 +445,21 @@ def cmd_tenant(args: argparse.Namespace) -> int:
             "no tenants yet (farmpool tenant add NAME)",
         )
     return 0
+
+
+def _fee_ppm(text: str) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        percent = Decimal(text)
+    except InvalidOperation:
+        percent = Decimal(-1)
+    if not percent.is_finite() or not 0 <= percent <= 100 or (percent * 10_000) % 1:
+        raise CliError(
+            f"--fee-percent: 0 to 100 with at most 4 decimals, or pool; got {text!r}",
+            EXIT_BAD_INPUT,
+        )
+    return int(percent * 10_000)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -548,7 +613,20 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument(
         "--inactive", dest="active", action="store_const", const=False, help="refuse its miners"
     )
-    c.set_defaults(func=cmd_tenant, active=None)
+    c.add_argument("--fee-percent", help="its pool fee in percent (pool: the pool's)")
+    c.add_argument(
+        "--payout-threshold-sat", help="smallest balance paid to it, satoshis (pool: the pool's)"
+    )
+    mode = c.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--solo", dest="solo", action="store_const", const=True, help="it takes the blocks it finds"
+    )
+    mode.add_argument(
+        "--pooled", dest="solo", action="store_const", const=False, help="it shares (default)"
+    )
+    c.set_defaults(func=cmd_tenant, active=None, solo=None)
+
+    money_commands.add_parsers(sub)
 
     p = sub.add_parser("simulate", help="connect simulated miners to a pool for a while")
     p.add_argument("--connect", required=True, help="the pool's HOST:PORT")

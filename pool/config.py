@@ -13,6 +13,7 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -132,6 +133,42 @@ class TenantSettings:
     name: str
     payout_address: str | None = None
     payout_script: bytes | None = None
+    fee_ppm: int | None = None  # overrides payout.fee_percent
+    payout_threshold_sat: int | None = None  # overrides payout.threshold_sat
+    solo: bool = False  # takes the blocks it finds; its shares count in no one else's split
+
+
+#: The reward schemes (docs/payouts.md).
+SCHEMES = ("pplns", "prop", "solo", "pps", "fpps")
+
+
+@dataclass(frozen=True)
+class PayoutSettings:
+    """How found blocks become money: the scheme, fee, maturity and the wallet payouts."""
+
+    scheme: str = "pplns"
+    #: PPLNS window: the last `pplns_n` x network difficulty of share difficulty.
+    pplns_n: Decimal = Decimal(2)
+    #: The pool fee in parts per million of the reward (1 % = 10000); tenants may override.
+    fee_ppm: int = 10_000
+    #: Confirmations after which a block's credits are payable (coinbase maturity).
+    maturity: int = 100
+    #: Smallest mature balance paid out, in satoshis; tenants may override.
+    threshold_sat: int = 1_000_000
+    #: Tenants paid by one wallet transaction at most.
+    outputs_per_tx: int = 100
+    #: The network fee rate of payout transactions, satoshis per virtual byte.
+    fee_rate_sat_vb: int = 2
+    #: The wallet's JSON-RPC URL (None: the node's); bcoin serves its wallet on another port.
+    wallet_url: str | None = None
+    #: Which wallet API: auto (asks the node), core (Bitcoin Core / SV), bcoin.
+    wallet: str = "auto"
+    #: bcoin's wallet id.
+    wallet_id: str = "primary"
+    #: FPPS: the transaction fees of a block are averaged over this many blocks before it.
+    fpps_fee_window: int = 144
+    #: How often `serve` runs the block tracker (and PPS crediting), in seconds; 0: never.
+    tracker_interval_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +194,7 @@ class Settings:
     data_dir: str = "farmpool-data"
     node_name: str = field(default_factory=socket.gethostname)
     ledger: LedgerSettings = LedgerSettings()
+    payout: PayoutSettings = PayoutSettings()
     log_level: str = "info"
     source: str = "<embedded defaults>"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -543,8 +581,11 @@ def _tenants(path: str, value: Any, network: str) -> tuple[TenantSettings, ...]:
                 script = address_to_script(address, network)
             except AddressError as exc:
                 raise ConfigError(sec.key("payout_address"), str(exc)) from exc
+        fee_ppm = sec.take("fee_percent", None, _percent_ppm)
+        threshold = sec.take("payout_threshold_sat", None, _integer(1, MAX_MONEY_SAT))
+        solo = sec.take("solo", False, _flag)
         sec.finish()
-        tenants.append(TenantSettings(name, address, script))
+        tenants.append(TenantSettings(name, address, script, fee_ppm, threshold, solo))
     return tuple(tenants)
 
 
@@ -568,6 +609,55 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
+#: All the bitcoin there will ever be, in satoshis.
+MAX_MONEY_SAT = 21_000_000 * 100_000_000
+
+
+def _decimal(lo: Decimal, hi: Decimal, places: int) -> Callable[[str, Any], Decimal]:
+    """An exact number (YAML's number or text) from lo to hi with at most `places` decimals;
+    read from its text, never through a float."""
+
+    def check(path: str, value: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(path, f"expected a number from {lo} to {hi}, got {_kind(value)}")
+        text = repr(value) if isinstance(value, float) else str(value).strip()
+        if not _NUMBER_TEXT.fullmatch(text):
+            raise ConfigError(path, f"expected a number from {lo} to {hi}, got {_kind(value)}")
+        number = Decimal(text)
+        if not lo <= number <= hi:
+            raise ConfigError(path, f"expected a number from {lo} to {hi}, got {text}")
+        if number != number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN):
+            raise ConfigError(path, f"at most {places} decimal places, got {text}")
+        return number
+
+    return check
+
+
+def _percent_ppm(path: str, value: Any) -> int:
+    """A percentage (0 to 100, up to 4 decimals) as parts per million."""
+    return int(_decimal(Decimal(0), Decimal(100), 4)(path, value) * 10_000)
+
+
+def _payout(sec: _Section) -> PayoutSettings:
+    d = PayoutSettings()
+    s = PayoutSettings(
+        scheme=sec.take("scheme", d.scheme, _choice(*SCHEMES)),
+        pplns_n=sec.take("pplns_n", d.pplns_n, _decimal(Decimal("1e-12"), Decimal(10**15), 12)),
+        fee_ppm=sec.take("fee_percent", d.fee_ppm, _percent_ppm),
+        maturity=sec.take("maturity", d.maturity, _integer(1, 10_000)),
+        threshold_sat=sec.take("threshold_sat", d.threshold_sat, _integer(1, MAX_MONEY_SAT)),
+        outputs_per_tx=sec.take("outputs_per_tx", d.outputs_per_tx, _integer(1, 2000)),
+        fee_rate_sat_vb=sec.take("fee_rate_sat_vb", d.fee_rate_sat_vb, _integer(1, 10_000)),
+        wallet_url=sec.take("wallet_url", d.wallet_url, _rpc_url),
+        wallet=sec.take("wallet", d.wallet, _choice("auto", "core", "bcoin")),
+        wallet_id=sec.take("wallet_id", d.wallet_id, _name),
+        fpps_fee_window=sec.take("fpps_fee_window", d.fpps_fee_window, _integer(1, 10_000)),
+        tracker_interval_s=sec.take("tracker_interval_s", d.tracker_interval_s, _number(0, 86400)),
+    )
+    sec.finish()
+    return s
+
+
 def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
     top = _Section(data, "")
     network = top.take("network", "regtest", _choice(*NETWORKS))
@@ -589,6 +679,7 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
         retry_s=ledger_sec.take("retry_s", LedgerSettings.retry_s, _number(0.1, 600)),
     )
     ledger_sec.finish()
+    payout = _payout(top.section("payout"))
     log_level = top.take("log_level", "info", _choice("debug", "info", "warning", "error"))
     top.finish()
     return Settings(
@@ -603,6 +694,7 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
         data_dir=data_dir,
         node_name=node_name,
         ledger=ledger,
+        payout=payout,
         log_level=log_level,
         source=source,
         raw=top.data,

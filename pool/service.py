@@ -18,6 +18,7 @@ from typing import Any
 
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
+from twisted.internet.task import LoopingCall
 
 from pool.chain.job import Job, JobFactory
 from pool.chain.rpc import AsyncNode, NodeError, NodeRPC, call_with_retry
@@ -69,6 +70,37 @@ def prepare_ledger(settings: Settings, reactor: Any) -> LedgerWriter:
     )
     writer.open()
     return writer
+
+
+def start_money_loop(settings: Settings, engine: Any, reactor: Any) -> LoopingCall | None:
+    """Every `payout.tracker_interval_s`, a tracker pass (and PPS crediting) in a thread.
+    Several stratum nodes on one database take turns: the pass holds the tracker lock, and a
+    node that finds it held skips its turn."""
+    from pool.accounting.chainview import ChainView
+    from pool.accounting.commands import update_money
+    from pool.accounting.runlock import LockBusy
+
+    interval = settings.payout.tracker_interval_s
+    if interval <= 0:
+        return None
+    chain = ChainView(NodeRPC(settings.node.url, settings.node.rpc_timeout_s), settings.network)
+
+    def work() -> None:
+        try:
+            text, _ = update_money(engine, settings, chain)  # the tracker logs its errors
+        except LockBusy:
+            return
+        log.debug("block tracker: %s", text)
+
+    def tick() -> defer.Deferred[None]:
+        d: defer.Deferred[None] = threads.deferToThread(work)
+        d.addErrback(lambda f: log.error("block tracker: %s", f.getErrorMessage()))
+        return d
+
+    loop = LoopingCall(tick)
+    loop.clock = reactor
+    loop.start(interval, now=True)
+    return loop
 
 
 def announce(event: dict[str, Any]) -> None:
@@ -131,8 +163,12 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
                 }
             )
 
+            money_loop = start_money_loop(settings, writer.engine, reactor)
+
             @defer.inlineCallbacks
             def stop() -> Any:
+                if money_loop is not None and money_loop.running:
+                    money_loop.stop()
                 source.stop()
                 yield server.shutdown()
                 yield threads.deferToThread(writer.stop)

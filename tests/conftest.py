@@ -8,6 +8,7 @@ tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -82,9 +83,9 @@ def postgres_server() -> str:
     return PG_ADMIN_URL
 
 
-@pytest.fixture
-def fresh_postgres(postgres_server: str) -> Iterator[str]:
-    """A new empty PostgreSQL database for one test; dropped afterwards."""
+@contextlib.contextmanager
+def new_postgres_database(postgres_server: str) -> Iterator[str]:
+    """A new empty PostgreSQL database (its URL), dropped afterwards."""
     name = f"farmpool_test_{os.getpid()}_{secrets.token_hex(4)}"
     with _pg_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -94,6 +95,13 @@ def fresh_postgres(postgres_server: str) -> Iterator[str]:
     finally:
         with _pg_admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_postgres(postgres_server: str) -> Iterator[str]:
+    """A new empty PostgreSQL database for one test; dropped afterwards."""
+    with new_postgres_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -17,13 +18,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from pool.chain.addresses import AddressError, address_to_script
-from pool.config import NAME_PATTERN, Settings
+from pool.config import MAX_MONEY_SAT, NAME_PATTERN, Settings
 from pool.ledger.models import Site, Tenant
 
 #: Longest time zone name the sites table holds.
 TIMEZONE_MAX = 64
 #: Names zoneinfo loads that are not fixed IANA zones (they follow the host's setting).
 _HOST_ZONES = frozenset({"localtime", "posixrules"})
+
+
+class Unset:
+    """The value of an optional change that was not asked for (None means "the pool's")."""
+
+
+UNSET = Unset()
 
 
 class AdminError(ValueError):
@@ -56,6 +64,9 @@ class TenantRow:
     payout_address: str | None
     active: bool
     created_at: datetime
+    fee_ppm: int | None = None
+    payout_threshold_sat: int | None = None
+    solo: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +74,9 @@ class TenantRow:
             "payout_address": self.payout_address,
             "active": self.active,
             "created_at": self.created_at.isoformat(),
+            "fee_percent": None if self.fee_ppm is None else str(Decimal(self.fee_ppm) / 10_000),
+            "payout_threshold_sat": self.payout_threshold_sat,
+            "solo": self.solo,
         }
 
 
@@ -165,35 +179,54 @@ def set_tenant(
     *,
     payout_address: str | None = None,
     active: bool | None = None,
+    fee_ppm: int | Unset | None = UNSET,
+    payout_threshold_sat: int | Unset | None = UNSET,
+    solo: bool | None = None,
 ) -> TenantRow:
-    """Change a tenant's payout address and/or whether it may mine; returns the new row."""
+    """Change a tenant's payout address, whether it may mine, and its payout terms (a fee or
+    threshold of None goes back to the pool's); returns the new row."""
     check_name("tenant", name)
-    if payout_address is None and active is None:
-        raise AdminError("changes", "nothing to change: give a payout address, active or inactive")
     changes: dict[str, Any] = {}
     if payout_address is not None:
         changes["payout_address"] = check_payout_address(payout_address, network)
     if active is not None:
         changes["active"] = active
+    if not isinstance(fee_ppm, Unset):
+        if fee_ppm is not None and not 0 <= fee_ppm <= 1_000_000:
+            raise AdminError("fee_ppm", f"a fee is 0 to 100 percent, got {fee_ppm / 10_000}")
+        changes["fee_ppm"] = fee_ppm
+    if not isinstance(payout_threshold_sat, Unset):
+        if payout_threshold_sat is not None and not 1 <= payout_threshold_sat <= MAX_MONEY_SAT:
+            raise AdminError(
+                "payout_threshold_sat", f"1 to {MAX_MONEY_SAT} satoshis, got {payout_threshold_sat}"
+            )
+        changes["payout_threshold_sat"] = payout_threshold_sat
+    if solo is not None:
+        changes["solo"] = solo
+    if not changes:
+        raise AdminError("changes", "nothing to change")
     with engine.begin() as conn:
         changed = conn.execute(update(Tenant).where(Tenant.name == name).values(**changes))
         if changed.rowcount != 1:
             raise AdminError("name", f"no tenant {name!r} (`farmpool tenant list` shows them)")
-        tenant = conn.execute(
-            select(Tenant.name, Tenant.payout_address, Tenant.active, Tenant.created_at).where(
-                Tenant.name == name
-            )
-        ).one()
+        tenant = conn.execute(select(*_TENANT_COLUMNS).where(Tenant.name == name)).one()
     return TenantRow(*tenant)
+
+
+_TENANT_COLUMNS = (
+    Tenant.name,
+    Tenant.payout_address,
+    Tenant.active,
+    Tenant.created_at,
+    Tenant.fee_ppm,
+    Tenant.payout_threshold_sat,
+    Tenant.solo,
+)
 
 
 def list_tenants(engine: Engine) -> list[TenantRow]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(Tenant.name, Tenant.payout_address, Tenant.active, Tenant.created_at).order_by(
-                Tenant.name
-            )
-        )
+        rows = conn.execute(select(*_TENANT_COLUMNS).order_by(Tenant.name))
         return [TenantRow(*row) for row in rows]
 
 
@@ -239,6 +272,9 @@ def seed_from_config(engine: Engine, settings: Settings) -> tuple[list[str], lis
                         "payout_address": tenant.payout_address,
                         "active": True,
                         "created_at": now,
+                        "fee_ppm": tenant.fee_ppm,
+                        "payout_threshold_sat": tenant.payout_threshold_sat,
+                        "solo": tenant.solo,
                     },
                 )
                 if result.rowcount:

@@ -12,9 +12,11 @@ sums are exact.
 What payouts still need: every share newer than a `keep` duration (the CLI's `--keep-hours`,
 default `DEFAULT_KEEP`, 48 hours) stays as it is; `cutoff` turns `keep` into the instant before
 which shares are compacted, floored to a whole UTC hour so that an hour is compacted whole (a
-spool replayed late can still add old shares, and a later run adds them to their hour). The
-payout issue will tie `keep` to the PPLNS window (the window plus a margin); until then it is
-this fixed duration. Shares at or after the cutoff are never compacted.
+spool replayed late can still add old shares, and a later run adds them to their hour). PPLNS
+windows and PROP rounds read compacted hours too (pool/accounting/rounds.py), so `keep` need
+not cover them; under PPS/FPPS the CLI moves the cutoff back to the hour of the oldest share
+not yet credited (pool/accounting/pps.py: `pps_hold`), since compacted hours keep no height.
+Shares at or after the cutoff are never compacted.
 
 Batches: each batch takes the next at most `batch_rows` shares created before the cutoff,
 lowest ids first (the id range [lo, hi] of those shares, restricted to created_at < cutoff),

@@ -108,6 +108,13 @@ class Tenant(Base):
     payout_address: Mapped[str | None] = mapped_column(String(128), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Overrides of the pool's payout settings (None: the pool's). The fee is in parts per
+    #: million of the reward (1.5 % = 15000), so that it is an exact integer.
+    fee_ppm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    payout_threshold_sat: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: Mines solo inside the pool: takes the blocks it finds, and its shares count in no one
+    #: else's window or round.
+    solo: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Worker(Base):
@@ -173,7 +180,14 @@ class ShareReject(Base):
 
 
 class Block(Base):
-    """A block the pool found, with the node's answer."""
+    """A block the pool found, with the node's answer and where it stands on the chain.
+
+    status: accepted (the node took it; not yet seen in the main chain), rejected (the node
+    refused it, or it could not be submitted), immature (in the main chain, credited, fewer
+    than `maturity` confirmations), mature (final: credits payable), orphaned (another block
+    holds its height in the main chain; credits void). A block moves back from orphaned to
+    immature if a reorg brings it back, and rejected to immature if the node has it after all.
+    """
 
     __tablename__ = "blocks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -186,5 +200,96 @@ class Block(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     accepted: Mapped[bool] = mapped_column(Boolean)
     node_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
-    status: Mapped[str] = mapped_column(String(16))  # submitted | accepted | rejected
+    status: Mapped[str] = mapped_column(String(16), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The id of the share that found it (None for blocks recorded before it was kept).
+    share_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: What the tracker last saw: confirmations (0 off the main chain), the header's bits.
+    confirmations: Mapped[int] = mapped_column(Integer, default=0)
+    bits: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    scheme: Mapped[str | None] = mapped_column(String(8), nullable=True)  # how it was split
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    credited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    matured_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PpsAccrual(Base):
+    """One run of PPS/FPPS crediting over a node's shares (first_share_id..last_share_id).
+
+    Unique per (node, first share): two trackers racing over the same shares cannot both
+    commit their credits.
+    """
+
+    __tablename__ = "pps_accruals"
+    __table_args__ = (UniqueConstraint("node_id", "first_share_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id"))
+    first_share_id: Mapped[int] = mapped_column(BigInteger)
+    last_share_id: Mapped[int] = mapped_column(BigInteger)
+    shares: Mapped[int] = mapped_column(BigInteger)
+    work: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Credit(Base):
+    """Satoshis owed to a tenant (or kept by the pool: tenant_id None) for a block or for
+    PPS shares. amount_sat is the tenant's, fee_sat the pool fee taken from the same gross; for
+    a block, the sum of amount_sat + fee_sat over its credits is the block's reward exactly.
+
+    status: immature (the block is not yet final), mature (payable), void (the block was
+    orphaned). PPS/FPPS credits are mature when written: the pool pays them from its funds.
+    """
+
+    __tablename__ = "credits"
+    __table_args__ = (
+        UniqueConstraint("block_id", "tenant_id", "kind"),
+        UniqueConstraint("accrual_id", "tenant_id"),
+        Index(None, "tenant_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    block_id: Mapped[int | None] = mapped_column(ForeignKey("blocks.id"), nullable=True)
+    accrual_id: Mapped[int | None] = mapped_column(ForeignKey("pps_accruals.id"), nullable=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(8))  # pplns | prop | solo | pps | fpps | pool
+    work: Mapped[int] = mapped_column(BigInteger, default=0)  # the work it pays for, x 2^16
+    amount_sat: Mapped[int] = mapped_column(BigInteger)
+    fee_sat: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Payout(Base):
+    """One wallet transaction paying tenants. Written with its signed transaction (txid and
+    raw hex) BEFORE it is broadcast, so that money never moves unrecorded: a run interrupted
+    after signing broadcasts the same transaction again, which cannot pay twice.
+
+    status: signed (recorded, maybe broadcast), sent (the node has it), confirmed (in a
+    block), void (it can never confirm: its inputs were spent by another transaction; the
+    tenants' balances get the amounts back).
+    """
+
+    __tablename__ = "payouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    txid: Mapped[str] = mapped_column(String(64), unique=True)
+    raw_hex: Mapped[str] = mapped_column(Text)
+    total_sat: Mapped[int] = mapped_column(BigInteger)  # paid to tenants
+    fee_sat: Mapped[int] = mapped_column(BigInteger)  # the network fee, paid by the pool
+    outputs: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PayoutItem(Base):
+    """What one payout transaction pays one tenant: a debit of its balance (unless void)."""
+
+    __tablename__ = "payout_items"
+    __table_args__ = (UniqueConstraint("payout_id", "tenant_id"), Index(None, "tenant_id"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payout_id: Mapped[int] = mapped_column(ForeignKey("payouts.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    address: Mapped[str] = mapped_column(String(128))
+    amount_sat: Mapped[int] = mapped_column(BigInteger)

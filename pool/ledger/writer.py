@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,13 @@ class BlockRecord:
     accepted: bool
     node_answer: str | None
     time: float
+    share_id: int = 0  # the finding share's id, once the writer has given it one
+    share: ShareRecord | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "t": "block",
+            "share_id": self.share_id,
             "hash": self.hash,
             "height": self.height,
             "reward_sat": self.reward_sat,
@@ -85,6 +88,7 @@ class BlockRecord:
             bool(d["accepted"]),
             d["node_answer"],
             float(d["time"]),
+            int(d.get("share_id") or 0),
         )
 
 
@@ -270,9 +274,12 @@ class LedgerWriter:
         records = [r for r, _ in batch]
         base = self.node_id << ID_SHIFT
         for r in records:  # the id is the share's idempotency key from here on
-            if type(r) is ShareRecord and not r.id:
-                self._seq += 1
-                r.id = base | self._seq
+            if type(r) is ShareRecord:
+                if not r.id:
+                    self._seq += 1
+                    r.id = base | self._seq
+            elif isinstance(r, BlockRecord) and not r.share_id and r.share is not None:
+                r.share_id = r.share.id  # queued after its share, so that id is given
         done = False
         if self.db_ok:
             try:
@@ -500,6 +507,7 @@ class LedgerWriter:
                         "accepted": r.accepted,
                         "node_answer": r.node_answer,
                         "status": "accepted" if r.accepted else "rejected",
+                        "share_id": r.share_id or None,
                         "created_at": datetime.fromtimestamp(r.time, UTC),
                     }
                 )

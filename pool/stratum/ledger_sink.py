@@ -42,6 +42,7 @@ class LedgerSink:
                 accepted=accepted,
                 node_answer=answer,
                 time=share.time,
+                share=share,
             )
         )
 

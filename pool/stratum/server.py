@@ -342,14 +342,14 @@ class StratumServer:
                 log.error("block %s rejected by the node: %s", block_hash, result.reason)
             if self.on_block is not None:
                 self.on_block()
-            return self.sink.record_block(
+            return self._record_found(
                 share, block_hash, job.template.coinbasevalue, result.accepted, result.reason
             )
 
         def failed(failure: Any) -> defer.Deferred[None] | None:
             self.stats["blocks_unsubmitted"] += 1
             log.error("block %s could not be submitted: %s", block_hash, failure.getErrorMessage())
-            return self.sink.record_block(
+            return self._record_found(
                 share,
                 block_hash,
                 job.template.coinbasevalue,
@@ -358,8 +358,30 @@ class StratumServer:
             )
 
         recorded: defer.Deferred[Any] = d.addCallbacks(answered, failed)
-        recorded.addCallback(lambda _: self.record_share(share))
         return recorded
+
+    def _record_found(
+        self,
+        share: ShareRecord,
+        block_hash: str,
+        reward_sat: int,
+        accepted: bool,
+        answer: str | None,
+    ) -> defer.Deferred[Any] | None:
+        """Record the block's share, then the block (the ledger keeps that order: a block row
+        in the database means its share is there too); the reply waits for both."""
+        pending = [
+            d
+            for d in (
+                self.record_share(share),
+                self.sink.record_block(share, block_hash, reward_sat, accepted, answer),
+            )
+            if d is not None
+        ]
+        if not pending:
+            return None
+        both: defer.Deferred[Any] = defer.gatherResults(pending, consumeErrors=True)
+        return both.addCallback(lambda _: None)
 
     # --- periodic sweep ----------------------------------------------------------------------
 

@@ -165,7 +165,7 @@ def test_unknown_top_level_key() -> None:
     assert message == (
         "config: databse_url: unknown key "
         "(known here: data_dir, database_url, ledger, listeners, log_level, network, node, "
-        "node_name, pool, sites, stratum, tenants)"
+        "node_name, payout, pool, sites, stratum, tenants)"
     )
 
 

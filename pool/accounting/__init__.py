@@ -1,0 +1,1 @@
+"""Money: blocks to credits to balances to payouts, and reports."""

@@ -1,0 +1,270 @@
+"""`farmpool blocks`, `farmpool balances` and `farmpool payout`: the money side of the CLI.
+
+Where it sits: the admin's entry points to the block tracker, the balances and payout runs
+(pool/accounting/*); argument checks and output here, the work in those modules. Exit codes
+as in pool/cli.py: 2 bad input, 1 a failure (node, wallet, database), 0 done; a payout run
+that stopped part way, or skipped a tenant, exits 1 after its summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from pool.config import Settings
+
+if TYPE_CHECKING:  # the CLI imports this module; sqlalchemy loads only for these commands
+    from sqlalchemy import Engine
+
+
+def _base() -> Any:
+    from pool import cli
+
+    return cli
+
+
+@contextmanager
+def _engine(settings: Settings) -> Iterator[Engine]:
+    from pool.ledger import db
+
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.require_current(engine, settings.database_url)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _guard(settings: Settings, action: Callable[[], int]) -> int:
+    """Run `action`, turning node, wallet, lock and database failures into one-line errors."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pool.accounting.payout import PayoutError
+    from pool.accounting.runlock import LockBusy
+    from pool.accounting.schemes import SchemeError
+    from pool.accounting.wallet import WalletError
+    from pool.chain.rpc import NodeError
+    from pool.ledger import db
+
+    cli = _base()
+    try:
+        return action()
+    except (NodeError, WalletError, PayoutError, LockBusy, SchemeError, db.DatabaseError) as exc:
+        raise cli.CliError(str(exc)) from None
+    except (SQLAlchemyError, OSError) as exc:
+        url = db.redacted(settings.database_url)
+        raise cli.CliError(f"database {url}: {type(exc).__name__}: {exc}") from None
+
+
+def btc(sat: int) -> str:
+    from pool.accounting.wallet import btc_text
+
+    return btc_text(sat)
+
+
+def _chain(settings: Settings) -> Any:
+    from pool.accounting.chainview import ChainView
+    from pool.chain.rpc import NodeRPC
+
+    rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
+    rpc.check_network(settings.network)
+    return ChainView(rpc, settings.network)
+
+
+def update_money(engine: Engine, settings: Settings, chain: Any) -> tuple[str, list[str]]:
+    """One tracker pass, plus PPS crediting when the scheme pays per share: a summary line,
+    and the problems the operator must look at."""
+    from pool.accounting.pps import accrue_pps
+    from pool.accounting.runlock import run_lock
+    from pool.accounting.tracker import track_blocks
+
+    with run_lock(engine, "tracker"):
+        report = track_blocks(engine, chain, settings.payout)
+        text = report.summary()
+        errors = list(report.errors)
+        if settings.payout.scheme in ("pps", "fpps"):
+            pps = accrue_pps(engine, chain, settings.payout)
+            text += (
+                f"; {settings.payout.scheme}: {pps.shares} shares credited {pps.credited_sat} sat"
+            )
+    return text, errors
+
+
+def cmd_blocks(args: argparse.Namespace) -> int:
+    """farmpool blocks update | list [--json]"""
+    settings = _base()._settings(args)
+
+    def run() -> int:
+        from sqlalchemy import select
+
+        from pool.ledger.models import Block
+
+        with _engine(settings) as engine:
+            if args.action == "update":
+                text, errors = update_money(engine, settings, _chain(settings))
+                print(text)
+                for error in errors:
+                    print(f"ERROR: {error}")
+                return 1 if errors else 0
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    select(
+                        Block.height,
+                        Block.hash,
+                        Block.status,
+                        Block.confirmations,
+                        Block.reward_sat,
+                        Block.scheme,
+                        Block.created_at,
+                    ).order_by(Block.height.desc(), Block.id.desc())
+                ).all()
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {
+                            "height": r.height,
+                            "hash": r.hash,
+                            "status": r.status,
+                            "confirmations": r.confirmations,
+                            "reward_sat": r.reward_sat,
+                            "scheme": r.scheme,
+                            "found_at": r.created_at.isoformat(),
+                        }
+                        for r in rows
+                    ]
+                )
+            )
+            return 0
+        _base()._print_table(
+            ["HEIGHT", "HASH", "STATUS", "CONF", "REWARD BTC", "SPLIT", "FOUND (UTC)"],
+            [
+                [
+                    str(r.height),
+                    r.hash,
+                    r.status,
+                    str(r.confirmations),
+                    btc(r.reward_sat),
+                    r.scheme or "-",
+                    _base()._when(r.created_at),
+                ]
+                for r in rows
+            ],
+            "no blocks found yet",
+        )
+        return 0
+
+    return _guard(settings, run)
+
+
+def cmd_balances(args: argparse.Namespace) -> int:
+    """farmpool balances [--json]"""
+    from pool.accounting.payout import balances
+
+    settings = _base()._settings(args)
+
+    def run() -> int:
+        with _engine(settings) as engine, engine.connect() as conn:
+            rows = balances(conn, settings.payout)
+        if args.json:
+            print(json.dumps([b.to_json() for b in rows]))
+            return 0
+        _base()._print_table(
+            ["TENANT", "IMMATURE BTC", "MATURE BTC", "PAID BTC", "OWED BTC", "THRESHOLD BTC"],
+            [
+                [
+                    b.tenant,
+                    btc(b.immature_sat),
+                    btc(b.mature_sat),
+                    btc(b.paid_sat),
+                    btc(b.owed_sat),
+                    btc(b.threshold_sat),
+                ]
+                for b in rows
+            ],
+            "no tenants yet",
+        )
+        return 0
+
+    return _guard(settings, run)
+
+
+def cmd_payout(args: argparse.Namespace) -> int:
+    """farmpool payout --dry-run | --execute [--json]"""
+    from pool.accounting.payout import run_payouts
+    from pool.accounting.wallet import Wallet
+    from pool.chain.rpc import NodeRPC
+
+    settings = _base()._settings(args)
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    def run() -> int:
+        rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
+        rpc.check_network(settings.network)
+        wallet = Wallet(rpc, settings.payout, settings.network)
+        with _engine(settings) as engine:
+            summary = run_payouts(
+                engine, wallet, settings.payout, execute=args.execute, progress=progress
+            )
+        if args.json:
+            print(json.dumps(summary.to_json()))
+        else:
+            _print_summary(summary)
+        return 1 if summary.error or summary.skipped else 0
+
+    return _guard(settings, run)
+
+
+def _print_summary(summary: Any) -> None:
+    verb = "would pay" if summary.dry_run else "paid"
+    for r in summary.recovered:
+        print(f"recovered payout {r['payout']} {r['txid']}: now {r['status']}")
+    total = 0
+    for entry in summary.sent:
+        total += entry["total_sat"]
+        where = f" in {entry['txid']}" if "txid" in entry else ""
+        print(f"batch {entry['batch']}: {verb} {btc(entry['total_sat'])} BTC{where}")
+        for p in entry["payments"]:
+            print(f"  {p['tenant']:<20} {btc(p['amount_sat']):>20} BTC  {p['address']}")
+    print(f"{verb} {btc(total)} BTC in {len(summary.sent)} transactions")
+    for s in summary.skipped:
+        print(f"NOT PAID {s['tenant']}: owed {btc(s['owed_sat'])} BTC: {s['reason']}")
+    for b in summary.owed:
+        print(
+            f"owed below threshold: {b['tenant']} {btc(b['owed_sat'])} BTC "
+            f"(threshold {btc(b['threshold_sat'])})"
+        )
+    print(f"immature (not yet payable): {btc(summary.immature_sat)} BTC")
+    if summary.error:
+        print(f"STOPPED: {summary.error}")
+
+
+def add_parsers(sub: Any) -> None:
+    group = sub.add_parser("blocks", help="the blocks the pool found, and the block tracker")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("list", help="list found blocks with their status")
+    c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    c.set_defaults(func=cmd_blocks)
+    c = actions.add_parser(
+        "update", help="follow blocks to maturity or orphaning, and credit them (one pass)"
+    )
+    c.set_defaults(func=cmd_blocks)
+
+    p = sub.add_parser("balances", help="every tenant's immature, mature, paid and owed amounts")
+    p.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    p.set_defaults(func=cmd_balances)
+
+    p = sub.add_parser("payout", help="pay mature balances through the node's wallet")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--dry-run", action="store_true", help="show what would be paid; change nothing"
+    )
+    mode.add_argument("--execute", action="store_true", help="pay (one run at a time)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_payout)

@@ -1,0 +1,141 @@
+"""The shares a found block's reward is split over, read from the share ledger.
+
+Where it sits: the block tracker calls `block_split` once, when a block first shows up in the
+main chain; the arithmetic is pool/accounting/schemes.py's. Shares are read newest first
+(created_at, then id, descending) from `shares`, then from the compacted `share_hours` (one
+step per hour, newest first; an hour counts if it starts before the block) where the window
+reaches further back than the raw shares.
+Shares of solo tenants never count in anyone else's split.
+
+PROP's round is the shares after the previous block the pool found (any block the node
+accepted, orphaned or not: an orphan ends its round too) up to and including this block's
+share; a compacted hour belongs to the round in which the hour starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+
+from sqlalchemy import Connection, func, select
+
+from pool.accounting import schemes
+from pool.ledger.models import Block, Share, ShareHour, Tenant
+
+#: Rows fetched from the database at a time while walking a window.
+FETCH_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class TenantTerms:
+    """What the split needs to know of each tenant."""
+
+    fee_ppm: dict[int, int]
+    solo: frozenset[int]
+
+
+def tenant_terms(conn: Connection, default_fee_ppm: int) -> TenantTerms:
+    fees: dict[int, int] = {}
+    solo: set[int] = set()
+    for tenant_id, fee_ppm, is_solo in conn.execute(select(Tenant.id, Tenant.fee_ppm, Tenant.solo)):
+        fees[tenant_id] = default_fee_ppm if fee_ppm is None else fee_ppm
+        if is_solo:
+            solo.add(tenant_id)
+    return TenantTerms(fees, frozenset(solo))
+
+
+def _raw_steps(
+    conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int]
+) -> Iterator[list[tuple[int, int]]]:
+    query = (
+        select(Share.tenant_id, Share.work)
+        .where(Share.created_at <= until)
+        .order_by(Share.created_at.desc(), Share.id.desc())
+    )
+    if since is not None:
+        query = query.where(Share.created_at > since)
+    if solo:
+        query = query.where(Share.tenant_id.not_in(solo))
+    # Streamed (a server-side cursor on PostgreSQL), for this statement only.
+    result = conn.execute(query, execution_options={"stream_results": True})
+    try:
+        while rows := result.fetchmany(FETCH_ROWS):
+            for tenant, work in rows:
+                yield [(tenant, work)]
+    finally:
+        result.close()
+
+
+def _hour_steps(
+    conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int]
+) -> Iterator[list[tuple[int, int]]]:
+    query = (
+        select(ShareHour.hour, ShareHour.tenant_id, func.sum(ShareHour.work))
+        .where(ShareHour.hour < until)
+        .group_by(ShareHour.hour, ShareHour.tenant_id)
+        .order_by(ShareHour.hour.desc(), ShareHour.tenant_id)
+    )
+    if since is not None:
+        query = query.where(ShareHour.hour >= since)
+    if solo:
+        query = query.where(ShareHour.tenant_id.not_in(solo))
+    step: list[tuple[int, int]] = []
+    current = None
+    for hour, tenant, work in conn.execute(query):
+        if hour != current and step:
+            yield step
+            step = []
+        current = hour
+        step.append((tenant, int(work)))
+    if step:
+        yield step
+
+
+def pplns_weights(
+    conn: Connection,
+    until: datetime,
+    window: int,
+    solo: frozenset[int],
+    since: datetime | None = None,
+) -> schemes.WindowWeights:
+    """The tenants' work in the PPLNS window that ends with the share at `until` (and goes
+    back no further than `since`: shares before it were paid some other way)."""
+
+    def steps() -> Iterator[list[tuple[int, int]]]:
+        yield from _raw_steps(conn, until, since, solo)
+        yield from _hour_steps(conn, until, since, solo)
+
+    return schemes.pplns_weights(steps(), window)
+
+
+def previous_block_time(conn: Connection, block: Block) -> datetime | None:
+    """When the pool last found a block (that the node took) before this one."""
+    return conn.execute(
+        select(func.max(Block.created_at)).where(
+            Block.created_at < block.created_at, Block.status != "rejected", Block.id != block.id
+        )
+    ).scalar()
+
+
+def prop_weights(
+    conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int]
+) -> dict[int, Fraction]:
+    """The tenants' work in the round (since, until]."""
+    weights: dict[int, Fraction] = {}
+    query = (
+        select(Share.tenant_id, func.sum(Share.work))
+        .where(Share.created_at <= until)
+        .group_by(Share.tenant_id)
+    )
+    if since is not None:
+        query = query.where(Share.created_at > since)
+    if solo:
+        query = query.where(Share.tenant_id.not_in(solo))
+    for tenant, work in conn.execute(query):
+        weights[tenant] = weights.get(tenant, Fraction(0)) + int(work)
+    for step in _hour_steps(conn, until, since, solo):
+        for tenant, work in step:
+            weights[tenant] = weights.get(tenant, Fraction(0)) + work
+    return weights
