@@ -4,7 +4,10 @@ Starts bcoin in regtest (segwit), runs `farmpool serve` on the embedded defaults
 node (the node wallet's address as the pool's payout address, one site, tenants, a localhost
 port with a difficulty CPU miners can meet), connects a small simulated fleet over TCP
 (`farmpool simulate`: version rolling, real shares found by hashing), and then checks on the node
-that the blocks the pool found are in its chain and pay the pool. Everything it starts is
+that the blocks the pool found are in its chain and pay the pool. Then the money: the node
+mines 101 blocks so that the pool's blocks mature, `farmpool blocks update` credits them by
+PPLNS, `farmpool payout --execute` pays the tenants from the node's wallet, and the node's
+wallet must show each tenant's address holding exactly its credit. Everything it starts is
 stopped at the end.
 """
 
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +70,17 @@ def main() -> int:
             config: dict[str, Any] = json.loads(json.dumps(DEFAULT_CONFIG))
             config["node"] = {"url": node.rpc_url, "refresh_interval_s": 10}
             config["pool"] = {"payout_address": address, "tag": "/farmpool-demo/"}
-            config["tenants"] = [{"name": t} for t in TENANTS]
+            config["tenants"] = [{"name": t, "payout_address": node.new_address()} for t in TENANTS]
+            # PPLNS over the last N x network difficulty of shares: every share here is one
+            # work unit and regtest's difficulty is 4.66e-10, so N = 200,000 is the last 7.
+            config["payout"] = {
+                "scheme": "pplns",
+                "pplns_n": 200_000,
+                "fee_percent": 1,
+                "threshold_sat": 100_000,
+                "wallet_url": node.wallet_rpc_url,
+                "tracker_interval_s": 0,
+            }
             config["data_dir"] = str(work / "data")
             listener = config["listeners"][0]
             listener["port"] = 0
@@ -164,6 +178,59 @@ def main() -> int:
             if in_chain == 0 or height - start_height != in_chain:
                 print("expected the chain to consist of the pool's blocks", file=sys.stderr)
                 return 1
+            return pay_out(node, path, config)
+    return 0
+
+
+def farmpool(path: Path, *args: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "pool", "-c", str(path), *args], capture_output=True, text=True
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"farmpool {' '.join(args)} failed:\n{run.stdout}{run.stderr}")
+    return run.stdout
+
+
+def pay_out(node: regtest_peers.RegtestNode, path: Path, config: dict[str, Any]) -> int:
+    """Mature the pool's blocks, credit them by PPLNS, pay the tenants through the node's
+    wallet, and check on the node that each address received exactly what it was owed."""
+    print("\nmaturing the blocks (101 more, mined by the node), then crediting them:")
+    balance = node.wallet_rpc("getbalance")
+    node.mine(101)
+    node.wait_for(lambda: node.wallet_rpc("getbalance") > balance, timeout=20)
+    print(farmpool(path, "blocks", "update").strip())
+    owed = {b["tenant"]: b["owed_sat"] for b in json.loads(farmpool(path, "balances", "--json"))}
+    print(farmpool(path, "balances").rstrip())
+    print("\npayout run:")
+    for _ in range(40):  # bcoin's wallet takes a moment to see the new coinbases
+        run = subprocess.run(
+            [sys.executable, "-m", "pool", "-c", str(path), "payout", "--execute"],
+            capture_output=True,
+            text=True,
+        )
+        if run.returncode == 0 or "not enough spendable funds" not in run.stdout:
+            break
+        time.sleep(0.5)
+    print(run.stdout.rstrip())
+    if run.returncode != 0:
+        print(run.stderr[-3000:], file=sys.stderr)
+        return 1
+    node.mine(1)
+    addresses = {t["name"]: t["payout_address"] for t in config["tenants"]}
+    got = {}
+    for _ in range(40):
+        got = {
+            t: round(node.wallet_rpc("getreceivedbyaddress", a, 1) * 100_000_000)
+            for t, a in addresses.items()
+        }
+        if got == owed:
+            break
+        time.sleep(0.25)
+    print("\nreceived, as the node's wallet sees it (satoshis): " + json.dumps(got))
+    if got != owed:
+        print(f"expected {owed}", file=sys.stderr)
+        return 1
+    print("every tenant received exactly its PPLNS credit, less the pool fee.")
     return 0
 
 

@@ -56,6 +56,7 @@ def test_demo_finds_blocks_through_the_pool() -> None:
     assert found, run.stdout
     assert int(found.group(2)) >= 1
     assert "every one paying the pool" in run.stdout
+    assert "every tenant received exactly its PPLNS credit" in run.stdout, run.stdout
 
 
 def test_share_check_accepts_the_published_share() -> None:
