@@ -11,8 +11,8 @@ A run (`farmpool payout --execute`) holds the payout lock (one run at a time) an
   1. recovers what an earlier run left: a transaction recorded as signed is looked up in the
      wallet; if the node has it, it is marked sent; if not, the SAME signed transaction is
      broadcast again (it cannot pay twice: same inputs, same txid); if it can never confirm
-     (its inputs were spent by another transaction), it is marked void and its tenants owed
-     the amounts again;
+     (no output of it is in the node's chain or mempool, and an input of it is spent), it is
+     marked void and its tenants are owed the amounts again;
   2. plans: tenants whose owed balance reaches their threshold and whose address the node
      accepts, in batches of `outputs_per_tx`;
   3. per batch: builds and signs the transaction (no money moves), records it with its items
@@ -255,9 +255,13 @@ def recover(engine: Engine, wallet: Wallet, progress: Progress) -> list[dict[str
             try:
                 wallet.broadcast(raw_hex)
             except BroadcastFailed as exc:
-                if wallet.outputs_unspent(raw_hex):  # in a block the wallet forgot: paid
-                    _mark(engine, payout_id, status, "confirmed", confirmed_at=_now())
-                    done.append({"payout": payout_id, "txid": txid, "status": "confirmed"})
+                seen = wallet.seen_by_node(raw_hex)  # the node has it; the wallet forgot
+                if seen is not None:
+                    new = "confirmed" if seen == "chain" else "sent"
+                    if new != status:
+                        stamp = "confirmed_at" if new == "confirmed" else "sent_at"
+                        _mark(engine, payout_id, status, new, **{stamp: _now()})
+                    done.append({"payout": payout_id, "txid": txid, "status": new})
                     continue
                 if wallet.inputs_spent_elsewhere(raw_hex):
                     note = f"void: its inputs were spent by another transaction ({exc})"

@@ -267,13 +267,15 @@ class Wallet:
                 return True
         return False
 
-    def outputs_unspent(self, raw_hex: str) -> bool:
-        """True if an output of this transaction is in the node's UTXO set: it confirmed."""
+    def seen_by_node(self, raw_hex: str) -> str | None:
+        """Where the node has this transaction by its unspent outputs: "chain", "mempool", or
+        None (not there, or every output already spent)."""
         decoded = self.node.call("decoderawtransaction", raw_hex)
-        return any(
-            self.node.call("gettxout", decoded["txid"], n, False) is not None
-            for n in range(len(decoded["vout"]))
-        )
+        for include_mempool, where in ((False, "chain"), (True, "mempool")):
+            for n in range(len(decoded["vout"])):
+                if self.node.call("gettxout", decoded["txid"], n, include_mempool) is not None:
+                    return where
+        return None
 
     def spendable_sat(self) -> int:
         """The wallet's confirmed balance (for the operator's information)."""
