@@ -593,6 +593,20 @@ def build_parser() -> argparse.ArgumentParser:
     c = actions.add_parser("list", help="list the sites")
     c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     c.set_defaults(func=cmd_site)
+    c = actions.add_parser("set", help="a site's currency, tariff, heat and hosting terms")
+    c.add_argument("name")
+    c.add_argument(
+        "--timezone", help="IANA time zone (only while the site has no calendar hours yet)"
+    )
+    c.add_argument("--currency", help="ISO 4217 code of its prices, e.g. EUR")
+    c.add_argument("--price", help="electricity price per kWh (up to 6 decimals)")
+    c.add_argument(
+        "--band", action="append", help="HH:00-HH:00=PRICE, local time (repeat; with --price)"
+    )
+    c.add_argument("--heat-factor", help="kWh of heat recovered per kWh used, 0 to 1")
+    c.add_argument("--heat-price", help="price of a kWh of heat sold")
+    c.add_argument("--hosting-terms", help="the hosting terms, as text")
+    c.set_defaults(func=money_commands.cmd_site_set)
 
     group = sub.add_parser("tenant", help="the farm's tenants (in the database)")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")

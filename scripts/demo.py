@@ -7,8 +7,9 @@ port with a difficulty CPU miners can meet), connects a small simulated fleet ov
 that the blocks the pool found are in its chain and pay the pool. Then the money: the node
 mines 101 blocks so that the pool's blocks mature, `farmpool blocks update` credits them by
 PPLNS, `farmpool payout --execute` pays the tenants from the node's wallet, and the node's
-wallet must show each tenant's address holding exactly its credit. Everything it starts is
-stopped at the end.
+wallet must show each tenant's address holding exactly its credit. Last, hosting accounting:
+the site's tariff and heat terms, a contract per tenant, a meter reading, and the month's
+statement of the site. Everything it starts is stopped at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +233,35 @@ def pay_out(node: regtest_peers.RegtestNode, path: Path, config: dict[str, Any])
         print(f"expected {owed}", file=sys.stderr)
         return 1
     print("every tenant received exactly its PPLNS credit, less the pool fee.")
+    return statements(path, list(addresses))
+
+
+def statements(path: Path, tenants: list[str]) -> int:
+    """Hosting accounting on top: the site's tariff and heat terms, a contract per tenant
+    (a declared fleet, a kW-month hosting fee), one meter reading, then the month's
+    statement per site (docs/accounting.md)."""
+    now = datetime.now(UTC)
+    yesterday = (now - timedelta(days=1)).date()
+    print("\nhosting accounting: tariff 0.08 EUR/kWh (0.11 from 07:00 to 23:00), heat 80 % sold")
+    farmpool(
+        path, "site", "set", "main", "--currency", "EUR", "--price", "0.08",
+        "--band", "07:00-23:00=0.11", "--heat-factor", "0.8", "--heat-price", "0.03",
+    )  # fmt: skip
+    for tenant in tenants:
+        farmpool(
+            path, "contract", "set", tenant, "main", "--hosting", "kw_month",
+            "--hosting-price", "40", "--machine", "S19XP:4:140:3010",
+            "--valid-from", yesterday.isoformat(),
+        )  # fmt: skip
+    readings = path.parent / "meter.csv"
+    readings.write_text(
+        "site,tenant,period_start,period_end,kwh\r\n"
+        f"main,{tenants[0]},{yesterday}T00:00:00Z,{yesterday}T12:00:00Z,130.5\r\n"
+    )
+    print(farmpool(path, "meter", "import", str(readings)).strip())
+    month = now.strftime("%Y-%m")
+    print(f"\nstatement of site main for {month} (farmpool report site --period {month}):")
+    print(farmpool(path, "report", "site", "--period", month, "--format", "table").rstrip())
     return 0
 
 

@@ -76,13 +76,16 @@ def _chain(settings: Settings) -> Any:
 
 
 def update_money(engine: Engine, settings: Settings, chain: Any) -> tuple[str, list[str]]:
-    """One tracker pass, plus PPS crediting when the scheme pays per share: a summary line,
-    and the problems the operator must look at."""
+    """One tracker pass, plus PPS crediting when the scheme pays per share, plus the sites'
+    calendars and energy hours up to now: a summary line, and the problems the operator must
+    look at."""
+    from pool.accounting.energy import update_energy
     from pool.accounting.pps import accrue_pps
     from pool.accounting.runlock import run_lock
     from pool.accounting.tracker import track_blocks
 
     with run_lock(engine, "tracker"):
+        energy = update_energy(engine)
         report = track_blocks(engine, chain, settings.payout)
         text = report.summary()
         errors = list(report.errors)
@@ -91,6 +94,8 @@ def update_money(engine: Engine, settings: Settings, chain: Any) -> tuple[str, l
             text += (
                 f"; {settings.payout.scheme}: {pps.shares} shares credited {pps.credited_sat} sat"
             )
+    if energy:
+        text += f"; energy: {energy} hour rows"
     return text, errors
 
 
@@ -245,6 +250,139 @@ def _print_summary(summary: Any) -> None:
         print(f"STOPPED: {summary.error}")
 
 
+def _terms_guard(settings: Settings, action: Callable[[], int]) -> int:
+    from pool.accounting.energy import TariffError
+    from pool.accounting.meters import MeterFileError
+    from pool.accounting.report import ReportError
+    from pool.accounting.terms import TermsError
+
+    cli = _base()
+    try:
+        return _guard(settings, action)
+    except TermsError as exc:
+        raise cli.CliError(str(exc), cli.EXIT_BAD_INPUT) from None
+    except (TariffError, ReportError) as exc:
+        raise cli.CliError(str(exc), cli.EXIT_BAD_INPUT) from None
+    except MeterFileError as exc:
+        raise cli.CliError(str(exc), cli.EXIT_BAD_INPUT) from None
+
+
+def cmd_site_set(args: argparse.Namespace) -> int:
+    """farmpool site set NAME [--timezone] [--currency] [--price P --band ...] [--heat-...]"""
+    from pool.accounting.terms import set_site_terms
+
+    settings = _base()._settings(args)
+
+    def run() -> int:
+        with _engine(settings) as engine:
+            site = set_site_terms(
+                engine,
+                args.name,
+                timezone=args.timezone,
+                currency=args.currency,
+                price=args.price,
+                bands=args.band,
+                heat_factor=args.heat_factor,
+                heat_price=args.heat_price,
+                hosting_terms=args.hosting_terms,
+            )
+        print(json.dumps(site))
+        return 0
+
+    return _terms_guard(settings, run)
+
+
+def cmd_contract(args: argparse.Namespace) -> int:
+    """farmpool contract set TENANT SITE [...] | list [--json]"""
+    from datetime import date
+
+    from pool.accounting.energy import parse_machine
+    from pool.accounting.terms import list_contracts, set_contract
+
+    settings = _base()._settings(args)
+    cli = _base()
+
+    def run() -> int:
+        with _engine(settings) as engine:
+            if args.action == "list":
+                rows = list_contracts(engine)
+                print(json.dumps([r.to_json() for r in rows]))
+                return 0
+            kw: dict[str, Any] = {}
+            if args.fee_percent is not None:
+                kw["fee_ppm"] = (
+                    None if args.fee_percent == "pool" else cli._fee_ppm(args.fee_percent)
+                )
+            if args.hosting is not None:
+                kw["hosting"] = None if args.hosting == "none" else args.hosting
+            if args.hosting_price is not None:
+                kw["hosting_price"] = args.hosting_price
+            if args.machine:
+                kw["machines"] = [parse_machine(m) for m in args.machine]
+            if args.valid_from is not None:
+                try:
+                    kw["valid_from"] = date.fromisoformat(args.valid_from)
+                except ValueError:
+                    raise cli.CliError(
+                        f"--valid-from: a local date YYYY-MM-DD, got {args.valid_from!r}",
+                        cli.EXIT_BAD_INPUT,
+                    ) from None
+            row = set_contract(engine, args.tenant, args.site, **kw)
+            print(json.dumps(row.to_json()))
+            return 0
+
+    return _terms_guard(settings, run)
+
+
+def cmd_meter_import(args: argparse.Namespace) -> int:
+    """farmpool meter import FILE.csv"""
+    from pathlib import Path
+
+    from pool.accounting.meters import import_readings
+
+    settings = _base()._settings(args)
+
+    def run() -> int:
+        with _engine(settings) as engine:
+            readings = import_readings(engine, Path(args.file))
+        kwh = sum(r.wh for r in readings) / 1000
+        print(f"imported {len(readings)} readings ({kwh:.3f} kWh) from {args.file}")
+        return 0
+
+    return _terms_guard(settings, run)
+
+
+def cmd_energy_update(args: argparse.Namespace) -> int:
+    """farmpool energy update"""
+    from pool.accounting.energy import update_energy
+
+    settings = _base()._settings(args)
+
+    def run() -> int:
+        with _engine(settings) as engine:
+            print(f"energy: {update_energy(engine)} hour rows written")
+        return 0
+
+    return _terms_guard(settings, run)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """farmpool report tenant|site|pool --period P [--site S] [--tenant T] --format F"""
+    from pool.accounting.report import check, render, statement
+
+    settings = _base()._settings(args)
+
+    def run() -> int:
+        query = check(args.level, args.period, args.site, args.tenant)
+        with _engine(settings) as engine:
+            rows = statement(engine, query)
+        out = render(rows, args.format, query.level)
+        sys.stdout.write(out if args.format == "csv" else out + "\n")
+        return 0
+
+    return _terms_guard(settings, run)
+
+
 def add_parsers(sub: Any) -> None:
     group = sub.add_parser("blocks", help="the blocks the pool found, and the block tracker")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -259,6 +397,43 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("balances", help="every tenant's immature, mature, paid and owed amounts")
     p.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     p.set_defaults(func=cmd_balances)
+
+    group = sub.add_parser("contract", help="tenants' terms per site: fee, hosting, fleet")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("set", help="create or change a tenant's contract at a site")
+    c.add_argument("tenant")
+    c.add_argument("site")
+    c.add_argument("--fee-percent", help="the pool fee here, percent (pool: the tenant's/pool's)")
+    c.add_argument("--hosting", choices=["kw_month", "kwh", "none"], help="how hosting is billed")
+    c.add_argument("--hosting-price", help="per kW of the fleet per month, or per kWh")
+    c.add_argument(
+        "--machine",
+        action="append",
+        help="MODEL:COUNT:THS:WATTS of the declared fleet (repeat; replaces the fleet)",
+    )
+    c.add_argument("--valid-from", help="local date the terms start (YYYY-MM-DD; default now)")
+    c.set_defaults(func=cmd_contract)
+    c = actions.add_parser("list", help="every contract, as JSON")
+    c.set_defaults(func=cmd_contract)
+
+    group = sub.add_parser("meter", help="meter readings")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("import", help="import a CSV: site,tenant,period_start,period_end,kwh")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_meter_import)
+
+    group = sub.add_parser("energy", help="hourly energy, heat and hosting per tenant and site")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = actions.add_parser("update", help="estimate and price the hours up to now")
+    c.set_defaults(func=cmd_energy_update)
+
+    p = sub.add_parser("report", help="statements per tenant and site, site, or pool")
+    p.add_argument("level", choices=["tenant", "site", "pool"])
+    p.add_argument("--period", required=True, help="YYYY-MM or YYYY-MM-DD (the site's local)")
+    p.add_argument("--site")
+    p.add_argument("--tenant")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("payout", help="pay mature balances through the node's wallet")
     mode = p.add_mutually_exclusive_group(required=True)

@@ -130,12 +130,49 @@ def balances(conn: Connection, settings: PayoutSettings) -> list[Balance]:
     return sorted(out.values(), key=lambda b: b.tenant)
 
 
+def owed_by_site(conn: Connection) -> dict[int, dict[int | None, int]]:
+    """tenant -> site -> owed satoshis (mature credits earned at the site less what was paid
+    for it): how a tenant's payment is split into payout items, one per site."""
+    owed: dict[int, dict[int | None, int]] = {}
+    for tenant_id, site_id, amount in conn.execute(
+        select(Credit.tenant_id, Credit.site_id, func.sum(Credit.amount_sat))
+        .where(Credit.tenant_id.is_not(None), Credit.status == "mature")
+        .group_by(Credit.tenant_id, Credit.site_id)
+    ):
+        if tenant_id is not None:
+            owed.setdefault(tenant_id, {})[site_id] = int(amount or 0)
+    for tenant_id, site_id, amount in conn.execute(
+        select(PayoutItem.tenant_id, PayoutItem.site_id, func.sum(PayoutItem.amount_sat))
+        .join(Payout, Payout.id == PayoutItem.payout_id)
+        .where(Payout.status.in_(LIVE))
+        .group_by(PayoutItem.tenant_id, PayoutItem.site_id)
+    ):
+        sites = owed.setdefault(tenant_id, {})
+        sites[site_id] = sites.get(site_id, 0) - int(amount or 0)
+    return owed
+
+
+def _parts(total: int, by_site: dict[int | None, int]) -> tuple[tuple[int | None, int], ...]:
+    """A payment of `total` as (site, amount) items: each site's positive owed amount, and
+    whatever does not match (credits from before sites were tracked) without a site."""
+    parts: list[tuple[int | None, int]] = sorted(
+        (site, amount) for site, amount in by_site.items() if site is not None and amount > 0
+    )
+    rest = total - sum(amount for _, amount in parts)
+    if rest < 0:  # more owed by site than in total (old unattributed payments): no split
+        return ((None, total),)
+    if rest > 0:
+        parts.append((None, rest))
+    return tuple(parts)
+
+
 @dataclass(frozen=True)
 class Payment:
     tenant_id: int
     tenant: str
     address: str
     amount_sat: int
+    parts: tuple[tuple[int | None, int], ...] = ()  # (site, satoshis): the payout items
 
 
 @dataclass
@@ -157,6 +194,7 @@ def plan_payouts(conn: Connection, settings: PayoutSettings, wallet: Wallet) -> 
     skipped: list[tuple[str, int, str]] = []
     below: list[Balance] = []
     immature = 0
+    by_site = owed_by_site(conn)
     for b in balances(conn, settings):
         immature += b.immature_sat
         if b.owed_sat <= 0:
@@ -172,7 +210,8 @@ def plan_payouts(conn: Connection, settings: PayoutSettings, wallet: Wallet) -> 
         except AddressRejected as exc:
             skipped.append((b.tenant, b.owed_sat, str(exc)))
             continue
-        due.append(Payment(b.tenant_id, b.tenant, b.address, b.owed_sat))
+        parts = _parts(b.owed_sat, by_site.get(b.tenant_id, {}))
+        due.append(Payment(b.tenant_id, b.tenant, b.address, b.owed_sat, parts))
     size = settings.outputs_per_tx
     # Two tenants with one address would be two outputs to one script: a batch pays each
     # address once, so such tenants go to different batches.
@@ -321,10 +360,12 @@ def _record(
                 {
                     "payout_id": payout_id,
                     "tenant_id": p.tenant_id,
+                    "site_id": site_id,
                     "address": p.address,
-                    "amount_sat": p.amount_sat,
+                    "amount_sat": amount,
                 }
                 for p in batch
+                for site_id, amount in (p.parts or ((None, p.amount_sat),))
             ],
         )
     return int(payout_id)

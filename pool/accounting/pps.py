@@ -7,7 +7,7 @@ each node's runs ended) and credits each tenant, at once and mature, with
     share difficulty / network difficulty at the share's height x subsidy at that height
     (FPPS: x (subsidy + the average fees of the `fpps_fee_window` blocks below that height))
 
-less the tenant's fee, summed exactly and floored once per tenant and run. A share is only
+less the fee, summed exactly and floored once per (tenant, site) and run. A share is only
 credited once its height has a block in the main chain (the network difficulty of that height
 is then known exactly); later shares wait for the next run. Solo tenants' shares are not
 credited (they take the blocks they find). One run's credits and its pps_accruals row commit
@@ -116,7 +116,7 @@ def _accrue_node(
     with engine.begin() as conn:
         last = _last_credited(conn, node_id)
         rows = conn.execute(
-            select(Share.id, Share.tenant_id, Share.height, Share.work)
+            select(Share.id, Share.tenant_id, Share.site_id, Share.height, Share.work)
             .where(Share.id > last, Share.id < (node_id + 1) << ID_SHIFT)
             .order_by(Share.id)
             .limit(BATCH_SHARES)
@@ -132,17 +132,17 @@ def _accrue_node(
         work: dict[tuple[int, int], int] = defaultdict(int)
         for row in taken:
             if row.tenant_id not in terms.solo:
-                work[(row.tenant_id, row.height)] += row.work
+                work[(rounds.account(row.tenant_id, row.site_id), row.height)] += row.work
         values: dict[int, Fraction] = defaultdict(Fraction)
-        tenant_work: dict[int, int] = defaultdict(int)
+        account_work: dict[int, int] = defaultdict(int)
         bases: dict[int, tuple[int, Fraction]] = {}
-        for (tenant, height), w in work.items():
+        for (key, height), w in work.items():
             if height not in bases:
                 bases[height] = (chain.bits_at(height), _reward_base(chain, settings, height))
             bits, base = bases[height]
-            values[tenant] += schemes.share_value(w, bits, 1) * base
-            tenant_work[tenant] += w
-        credits = schemes.pps_credits(values, terms.fee_ppm)
+            values[key] += schemes.share_value(w, bits, 1) * base
+            account_work[key] += w
+        credits = schemes.pps_credits(values, terms.fees_by_account(values))
         accrual_id = conn.execute(
             insert(PpsAccrual).returning(PpsAccrual.id),
             {
@@ -160,16 +160,17 @@ def _accrue_node(
                 [
                     {
                         "accrual_id": accrual_id,
-                        "tenant_id": tenant,
+                        "tenant_id": rounds.account_parts(key)[0],
+                        "site_id": rounds.account_parts(key)[1],
                         "kind": settings.scheme,
-                        "work": tenant_work[tenant],
+                        "work": account_work[key],
                         "amount_sat": net,
                         "fee_sat": fee,
                         "status": "mature",
                         "created_at": now,
                         "updated_at": now,
                     }
-                    for tenant, (net, fee) in credits.items()
+                    for key, (net, fee) in credits.items()
                 ],
             )
         report.shares += len(taken)

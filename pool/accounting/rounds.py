@@ -5,7 +5,9 @@ main chain; the arithmetic is pool/accounting/schemes.py's. Shares are read newe
 (created_at, then id, descending) from `shares`, then from the compacted `share_hours` (one
 step per hour, newest first; an hour counts if it starts before the block) where the window
 reaches further back than the raw shares.
-Shares of solo tenants never count in anyone else's split.
+Shares of solo tenants never count in anyone else's split. Weights are keyed by account
+(`account(tenant, site)`): a tenant's credit is split by the site its shares came from, and
+each part pays the fee of the tenant's contract at that site.
 
 PROP's round is the shares after the previous block the pool found (any block the node
 accepted, orphaned or not: an orphan ends its round too) up to and including this block's
@@ -14,7 +16,7 @@ share; a compacted hour belongs to the round in which the hour starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -22,35 +24,65 @@ from fractions import Fraction
 from sqlalchemy import Connection, func, select
 
 from pool.accounting import schemes
-from pool.ledger.models import Block, Share, ShareHour, Tenant
+from pool.ledger.models import Block, Contract, Share, ShareHour, Tenant
 
 #: Rows fetched from the database at a time while walking a window.
 FETCH_ROWS = 10_000
 
 
+def account(tenant_id: int, site_id: int) -> int:
+    """The key a (tenant, site) pair is split by: credits are per tenant and per site, and
+    keys order as the pairs do (tenant, then site: the tie-break of a largest remainder)."""
+    return tenant_id << 32 | site_id
+
+
+def account_parts(key: int) -> tuple[int, int]:
+    """(tenant_id, site_id) of an account key."""
+    return key >> 32, key & 0xFFFFFFFF
+
+
 @dataclass(frozen=True)
 class TenantTerms:
-    """What the split needs to know of each tenant."""
+    """What a split needs to know of the tenants: the fee of each (tenant, site) (its contract
+    there, else the tenant's override, else the pool's) and who mines solo."""
 
-    fee_ppm: dict[int, int]
+    default_fee_ppm: int
+    tenant_fee_ppm: dict[int, int | None]
+    contract_fee_ppm: dict[tuple[int, int], int]
     solo: frozenset[int]
+
+    def fee_ppm(self, tenant_id: int, site_id: int) -> int:
+        contract = self.contract_fee_ppm.get((tenant_id, site_id))
+        if contract is not None:
+            return contract
+        tenant = self.tenant_fee_ppm.get(tenant_id)
+        return self.default_fee_ppm if tenant is None else tenant
+
+    def fees_by_account(self, keys: Iterable[int]) -> dict[int, int]:
+        return {key: self.fee_ppm(*account_parts(key)) for key in keys}
 
 
 def tenant_terms(conn: Connection, default_fee_ppm: int) -> TenantTerms:
-    fees: dict[int, int] = {}
+    fees: dict[int, int | None] = {}
     solo: set[int] = set()
     for tenant_id, fee_ppm, is_solo in conn.execute(select(Tenant.id, Tenant.fee_ppm, Tenant.solo)):
-        fees[tenant_id] = default_fee_ppm if fee_ppm is None else fee_ppm
+        fees[tenant_id] = fee_ppm
         if is_solo:
             solo.add(tenant_id)
-    return TenantTerms(fees, frozenset(solo))
+    contracts: dict[tuple[int, int], int] = {}
+    for tenant_id, site_id, contract_fee in conn.execute(
+        select(Contract.tenant_id, Contract.site_id, Contract.fee_ppm)
+    ):
+        if contract_fee is not None:
+            contracts[(tenant_id, site_id)] = contract_fee
+    return TenantTerms(default_fee_ppm, fees, contracts, frozenset(solo))
 
 
 def _raw_steps(
     conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int]
 ) -> Iterator[list[tuple[int, int]]]:
     query = (
-        select(Share.tenant_id, Share.work)
+        select(Share.tenant_id, Share.site_id, Share.work)
         .where(Share.created_at <= until)
         .order_by(Share.created_at.desc(), Share.id.desc())
     )
@@ -62,8 +94,8 @@ def _raw_steps(
     result = conn.execute(query, execution_options={"stream_results": True})
     try:
         while rows := result.fetchmany(FETCH_ROWS):
-            for tenant, work in rows:
-                yield [(tenant, work)]
+            for tenant, site, work in rows:
+                yield [(account(tenant, site), work)]
     finally:
         result.close()
 
@@ -72,10 +104,10 @@ def _hour_steps(
     conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int]
 ) -> Iterator[list[tuple[int, int]]]:
     query = (
-        select(ShareHour.hour, ShareHour.tenant_id, func.sum(ShareHour.work))
+        select(ShareHour.hour, ShareHour.tenant_id, ShareHour.site_id, func.sum(ShareHour.work))
         .where(ShareHour.hour < until)
-        .group_by(ShareHour.hour, ShareHour.tenant_id)
-        .order_by(ShareHour.hour.desc(), ShareHour.tenant_id)
+        .group_by(ShareHour.hour, ShareHour.tenant_id, ShareHour.site_id)
+        .order_by(ShareHour.hour.desc(), ShareHour.tenant_id, ShareHour.site_id)
     )
     if since is not None:
         query = query.where(ShareHour.hour >= since)
@@ -83,12 +115,12 @@ def _hour_steps(
         query = query.where(ShareHour.tenant_id.not_in(solo))
     step: list[tuple[int, int]] = []
     current = None
-    for hour, tenant, work in conn.execute(query):
+    for hour, tenant, site, work in conn.execute(query):
         if hour != current and step:
             yield step
             step = []
         current = hour
-        step.append((tenant, int(work)))
+        step.append((account(tenant, site), int(work)))
     if step:
         yield step
 
@@ -100,7 +132,8 @@ def pplns_weights(
     solo: frozenset[int],
     since: datetime | None = None,
 ) -> schemes.WindowWeights:
-    """The tenants' work in the PPLNS window that ends with the share at `until` (and goes
+    """The work of each (tenant, site) account in the PPLNS window that ends with the share
+    at `until` (and goes
     back no further than `since`: shares before it were paid some other way)."""
 
     def steps() -> Iterator[list[tuple[int, int]]]:
@@ -122,20 +155,21 @@ def previous_block_time(conn: Connection, block: Block) -> datetime | None:
 def prop_weights(
     conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int]
 ) -> dict[int, Fraction]:
-    """The tenants' work in the round (since, until]."""
+    """The work of each (tenant, site) account in the round (since, until]."""
     weights: dict[int, Fraction] = {}
     query = (
-        select(Share.tenant_id, func.sum(Share.work))
+        select(Share.tenant_id, Share.site_id, func.sum(Share.work))
         .where(Share.created_at <= until)
-        .group_by(Share.tenant_id)
+        .group_by(Share.tenant_id, Share.site_id)
     )
     if since is not None:
         query = query.where(Share.created_at > since)
     if solo:
         query = query.where(Share.tenant_id.not_in(solo))
-    for tenant, work in conn.execute(query):
-        weights[tenant] = weights.get(tenant, Fraction(0)) + int(work)
+    for tenant, site, work in conn.execute(query):
+        key = account(tenant, site)
+        weights[key] = weights.get(key, Fraction(0)) + int(work)
     for step in _hour_steps(conn, until, since, solo):
-        for tenant, work in step:
-            weights[tenant] = weights.get(tenant, Fraction(0)) + work
+        for key, work in step:
+            weights[key] = weights.get(key, Fraction(0)) + work
     return weights

@@ -65,10 +65,20 @@ def _split(
     finder = block.tenant_id
     if settings.scheme == "solo" or finder in terms.solo:
         kind = "solo"
-        splits = schemes.solo_split(reward, finder, terms.fee_ppm[finder])
+        key = rounds.account(finder, block.site_id)
+        splits = schemes.solo_split(reward, key, terms.fee_ppm(finder, block.site_id))
     elif settings.scheme in ("pps", "fpps"):
         # The pool paid for these shares as they came in: the block is the pool's.
-        return [{"tenant_id": None, "kind": "pool", "work": 0, "amount_sat": 0, "fee_sat": reward}]
+        return [
+            {
+                "tenant_id": None,
+                "site_id": block.site_id,
+                "kind": "pool",
+                "work": 0,
+                "amount_sat": 0,
+                "fee_sat": reward,
+            }
+        ]
     else:
         kind = settings.scheme
         paid_per_share = pps_paid_until(conn)  # a pool that was PPS before: not again
@@ -84,10 +94,11 @@ def _split(
             weights = rounds.prop_weights(conn, block.created_at, since, terms.solo)
         if not weights:
             raise schemes.SchemeError(f"block {block.hash}: no shares to split it over")
-        splits = schemes.split_reward(reward, weights, terms.fee_ppm)
+        splits = schemes.split_reward(reward, weights, terms.fees_by_account(weights))
     return [
         {
-            "tenant_id": s.tenant_id,
+            "tenant_id": rounds.account_parts(s.tenant_id)[0],
+            "site_id": rounds.account_parts(s.tenant_id)[1],
             "kind": kind,
             "work": int(s.work),
             "amount_sat": s.amount_sat,

@@ -97,6 +97,16 @@ class Site(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The currency of the site's prices and reports (ISO 4217 code).
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    #: The electricity tariff as JSON: {"price": "0.0734", "bands": [{"from": "07:00", "to":
+    #: "23:00", "price": "0.1100"}]} (decimal text per kWh; bands in local time); None: none.
+    tariff: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Heat recovered per kWh of electricity (ppm: 0.85 = 850000) and its price per kWh thermal
+    #: in millionths of the currency.
+    heat_factor_ppm: Mapped[int] = mapped_column(Integer, default=0)
+    heat_price_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    hosting_terms: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Tenant(Base):
@@ -149,6 +159,88 @@ class Share(Base):
     work: Mapped[int] = mapped_column(BigInteger)  # difficulty x 2^16 (writer.work_of)
     is_block: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Contract(Base):
+    """A tenant's terms at one site: a pool fee override, the hosting fee, the declared fleet.
+
+    hosting_fee_kind: "kw_month" (hosting_fee_micro per kW of the declared fleet per month) or
+    "kwh" (per kWh used), or None. fleet: JSON list of {"model", "count", "ths", "watts"}
+    (nominal TH/s and W per machine), used to estimate energy where no meter reading exists.
+    Money in millionths of the site's currency.
+    """
+
+    __tablename__ = "contracts"
+    __table_args__ = (UniqueConstraint("tenant_id", "site_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    fee_ppm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hosting_fee_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    hosting_fee_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    fleet: Mapped[str] = mapped_column(Text, default="[]")
+    fleet_watts: Mapped[int] = mapped_column(BigInteger, default=0)  # the fleet's total W
+    #: From when the terms hold (energy is estimated and hosting charged from this hour on).
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MeterReading(Base):
+    """One imported meter reading: energy a tenant used at a site over [period_start,
+    period_end), in watt-hours (exact: the CSV's kWh has at most 3 decimals)."""
+
+    __tablename__ = "meter_readings"
+    __table_args__ = (Index(None, "site_id", "tenant_id", "period_start"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    wh: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(255))  # file name and line
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SiteHour(Base):
+    """The site's calendar: which local day and month each UTC hour belongs to (reports group
+    by these; an hour belongs to the local day in which it starts)."""
+
+    __tablename__ = "site_hours"
+    __table_args__ = (UniqueConstraint("site_id", "hour"), Index(None, "site_id", "local_month"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    local_day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD
+    local_month: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+
+
+class EnergyHour(Base):
+    """A tenant's energy at a site in one UTC hour, with what it cost and earned, in exact
+    integers. wh_metered: from meter readings (spread evenly over the seconds they cover);
+    wh_estimated: the declared fleet's watts over the seconds no reading covers (rounded half
+    up per hour). cost_nano: electricity in 1e-9 of the currency (Wh x the hour's tariff in
+    millionths per kWh); heat_uwh: heat delivered, micro-Wh thermal (Wh x heat factor ppm);
+    heat_nano: its revenue (rounded half up per hour); hosting_nano: the hosting fee of the
+    hour (per kWh; or the month's kW fee spread over the month's hours)."""
+
+    __tablename__ = "energy_hours"
+    __table_args__ = (
+        UniqueConstraint("site_id", "tenant_id", "hour"),
+        Index(None, "site_id", "local_month"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    hour: Mapped[datetime] = mapped_column(UTCDateTime)
+    local_day: Mapped[str] = mapped_column(String(10))
+    local_month: Mapped[str] = mapped_column(String(7))
+    wh_metered: Mapped[int] = mapped_column(BigInteger)
+    wh_estimated: Mapped[int] = mapped_column(BigInteger)
+    cost_nano: Mapped[int] = mapped_column(BigInteger)
+    heat_uwh: Mapped[int] = mapped_column(BigInteger)
+    heat_nano: Mapped[int] = mapped_column(BigInteger)
+    hosting_nano: Mapped[int] = mapped_column(BigInteger)
 
 
 class ShareHour(Base):
@@ -242,14 +334,16 @@ class Credit(Base):
 
     __tablename__ = "credits"
     __table_args__ = (
-        UniqueConstraint("block_id", "tenant_id", "kind"),
-        UniqueConstraint("accrual_id", "tenant_id"),
+        UniqueConstraint("block_id", "tenant_id", "site_id", "kind"),
+        UniqueConstraint("accrual_id", "tenant_id", "site_id"),
         Index(None, "tenant_id", "status"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     block_id: Mapped[int | None] = mapped_column(ForeignKey("blocks.id"), nullable=True)
     accrual_id: Mapped[int | None] = mapped_column(ForeignKey("pps_accruals.id"), nullable=True)
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True)
+    #: The site whose shares earned it (the pool's own credits: the block's site).
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(8))  # pplns | prop | solo | pps | fpps | pool
     work: Mapped[int] = mapped_column(BigInteger, default=0)  # the work it pays for, x 2^16
     amount_sat: Mapped[int] = mapped_column(BigInteger)
@@ -284,12 +378,18 @@ class Payout(Base):
 
 
 class PayoutItem(Base):
-    """What one payout transaction pays one tenant: a debit of its balance (unless void)."""
+    """What one payout transaction pays one tenant for one site: a debit of its balance
+    (unless void). A tenant's output in the transaction is the sum of its items."""
 
     __tablename__ = "payout_items"
-    __table_args__ = (UniqueConstraint("payout_id", "tenant_id"), Index(None, "tenant_id"))
+    __table_args__ = (
+        UniqueConstraint("payout_id", "tenant_id", "site_id"),
+        Index(None, "tenant_id"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     payout_id: Mapped[int] = mapped_column(ForeignKey("payouts.id"))
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    #: The part of the tenant's payment that settles what it earned at this site.
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True)
     address: Mapped[str] = mapped_column(String(128))
     amount_sat: Mapped[int] = mapped_column(BigInteger)

@@ -57,6 +57,9 @@ def test_demo_finds_blocks_through_the_pool() -> None:
     assert int(found.group(2)) >= 1
     assert "every one paying the pool" in run.stdout
     assert "every tenant received exactly its PPLNS credit" in run.stdout, run.stdout
+    statement = run.stdout.split("statement of site main for ", 1)[1]
+    assert re.search(r"^blocks\s+[1-9]", statement, re.M), statement
+    assert re.search(r"^energy_cost\s+\d+\.\d\d$", statement, re.M), statement
 
 
 def test_share_check_accepts_the_published_share() -> None:

@@ -1,8 +1,10 @@
 """Vardiff end to end: a fast share stream raises the difficulty, an idle session's halves.
 
 Own server process: the `fast` port aims at a share every 0.05 s (12 shares a window,
-tolerance 2) and starts at difficulty 2e-11, whose share target is the whole hash space, so
-any hash is a share; the `idle` port closes a window after 1 s. No grace window, so a share
+tolerance 2) and starts at difficulty 1.5e-10, whose share target is the whole hash space
+(any difficulty below 2^-32, about 2.3e-10, is), so any hash is a share, while any raise the
+test asserts (more than x2) brings the target below 2^256, so that a share can miss it;
+the `idle` port closes a window after 1 s. No grace window, so a share
 after a change must meet the new difficulty at once. On regtest a raise above about 4.7e-10
 puts the share target under the network target: a share that meets it is then a block,
 which the node accepts (this module's server is the only one running at that time).
@@ -20,7 +22,7 @@ from regtest_peers import RegtestNode
 from tests.e2e.farmpool_serve import ServeProcess
 from tests.e2e.stratum_client import StratumClient
 
-FAST_START = 2e-11
+FAST_START = 1.5e-10
 IDLE_START = 4.0
 
 

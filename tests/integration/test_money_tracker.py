@@ -25,7 +25,7 @@ from pool.chain.rpc import NodeRPC
 from pool.config import PayoutSettings
 from pool.ledger import db
 from pool.ledger.compaction import compact
-from pool.ledger.models import Block, Credit, Node, Share, Site, Tenant, Worker
+from pool.ledger.models import Block, Contract, Credit, Node, Share, Site, Tenant, Worker
 
 ACME, GLOBEX, INITECH = 1, 2, 3
 NODE_ID = 1
@@ -286,3 +286,62 @@ def test_switching_to_pps_does_not_pay_shares_a_block_already_paid(
     ledger.block(later, tip + 2, ACME, T0 + timedelta(minutes=3), 1_000)
     track_blocks(ledger.engine, chain, PayoutSettings(scheme="pplns", pplns_n=Decimal(10**9)))
     assert ledger.credits(later) == {ACME: (990, 10)}
+
+
+def test_credits_are_split_by_site_and_pay_the_contract_fee_of_each(
+    ledger: Ledger, chain: ChainView, bcoin_node: RegtestNode
+) -> None:
+    now = datetime.now(UTC)
+    with ledger.engine.begin() as conn:
+        conn.execute(insert(Site), [{"id": 2, "name": "south", "created_at": now}])
+        conn.execute(
+            insert(Contract),
+            [
+                {
+                    "tenant_id": ACME,
+                    "site_id": 2,
+                    "fee_ppm": 100_000,  # 10 % at south; the pool's 1 % elsewhere
+                    "hosting_fee_micro": 0,
+                    "fleet": "[]",
+                    "fleet_watts": 0,
+                    "valid_from": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+    ledger.shares((ACME, 60, T0, 1))
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            Share.__table__.insert(),
+            [
+                {
+                    "id": NODE_ID << 48 | 999,
+                    "hash": b"\x01" * 32,
+                    "node_id": NODE_ID,
+                    "worker_id": ACME,
+                    "tenant_id": ACME,
+                    "site_id": 2,
+                    "job_id": "1",
+                    "height": 1,
+                    "difficulty": 1.0,
+                    "share_difficulty": 1.0,
+                    "work": 40,
+                    "is_block": False,
+                    "created_at": T0 + timedelta(seconds=1),
+                }
+            ],
+        )
+    [found] = bcoin_node.mine(1)
+    height = int(bcoin_node.rpc("getblockcount"))
+    ledger.block(found, height, ACME, T0 + timedelta(seconds=1), 1_000)
+    track_blocks(ledger.engine, chain, PayoutSettings(scheme="prop"))
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(Credit.tenant_id, Credit.site_id, Credit.amount_sat, Credit.fee_sat).order_by(
+                Credit.site_id
+            )
+        ).all()
+    # 60 and 40 of 100 units: gross 600 at north (1 %: 594 + 6) and 400 at south (10 %: 360
+    # + 40).
+    assert [tuple(r) for r in rows] == [(ACME, 1, 594, 6), (ACME, 2, 360, 40)]
