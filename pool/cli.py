@@ -107,6 +107,26 @@ def cmd_node_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node_release(args: argparse.Namespace) -> int:
+    """farmpool node release NAME: a decommissioned stratum node's prefix byte is free again."""
+    from pool.ledger.leases import LeaseError, release_prefix
+
+    settings = _settings(args)
+
+    def release(engine: Any) -> int | None:
+        try:
+            return release_prefix(engine, args.name)
+        except LeaseError as exc:
+            raise CliError(str(exc), EXIT_BAD_INPUT) from None
+
+    held = _admin_call(settings, release)
+    if held is None:
+        print(f"node {args.name} held no extranonce1 prefix")
+    else:
+        print(f"node {args.name}: extranonce1 prefix {held:02x} released (do not start it again)")
+    return 0
+
+
 def cmd_work(args: argparse.Namespace) -> int:
     """Run the work source; print every job; with --mine, mine and submit blocks (regtest)."""
     from twisted.internet import defer, threads
@@ -546,6 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = actions.add_parser("check", help="connect, check network and segwit, fetch a template")
     c.set_defaults(func=cmd_node_check)
+    c = actions.add_parser(
+        "release", help="free the extranonce1 prefix of a stratum node that is gone for good"
+    )
+    c.add_argument("name", help="the stratum node's name (node_name in its config)")
+    c.set_defaults(func=cmd_node_release)
 
     p = sub.add_parser("serve", help="run the stratum server")
     p.add_argument(

@@ -26,6 +26,7 @@ from pool.chain.template import detect_segwit
 from pool.chain.worksource import WorkSource
 from pool.config import Settings
 from pool.ledger import admin, db
+from pool.ledger.leases import LeaseError, lease_prefix
 from pool.ledger.writer import LedgerWriter
 from pool.stratum.ledger_sink import LedgerSink
 from pool.stratum.server import StratumServer
@@ -70,6 +71,13 @@ def prepare_ledger(settings: Settings, reactor: Any) -> LedgerWriter:
     )
     writer.open()
     return writer
+
+
+def lease_extranonce_prefix(writer: LedgerWriter) -> bytes:
+    """Blocking: this node's extranonce1 prefix byte, leased in the database."""
+    prefix = lease_prefix(writer.engine, writer.node_id)
+    log.info("node %s (id %d): extranonce1 prefix %02x", writer.node_name, writer.node_id, prefix)
+    return bytes([prefix])
 
 
 def start_money_loop(settings: Settings, engine: Any, reactor: Any) -> LoopingCall | None:
@@ -117,6 +125,7 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
     def start() -> Any:
         try:
             writer = yield threads.deferToThread(prepare_ledger, settings, reactor)
+            prefix = yield threads.deferToThread(lease_extranonce_prefix, writer)
             writer.start()
             _, segwit, chain = yield node.run(prepare_node, settings, wait_node_s)
             log.info("node %s: chain %s, segwit %s", settings.node.redacted_url, chain, segwit)
@@ -127,6 +136,7 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
                 reactor,
                 sink=LedgerSink(writer),
                 on_block=lambda: source.hint("block"),
+                extranonce_prefix=prefix,
             )
             server.tenants = yield threads.deferToThread(admin.active_tenants, writer.engine)
             writer.on_tenants = server.set_tenants
@@ -175,7 +185,7 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
                 log.info("ledger: %s", dict(writer.stats))
 
             reactor.addSystemEventTrigger("before", "shutdown", stop)
-        except (NodeError, CannotListenError, StartupError, db.DatabaseError) as exc:
+        except (NodeError, CannotListenError, StartupError, db.DatabaseError, LeaseError) as exc:
             outcome["error"] = str(exc)
             reactor.stop()
         except Exception as exc:

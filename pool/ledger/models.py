@@ -87,6 +87,9 @@ class Node(Base):
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: The highest share sequence number this node has handed out (ids never go back).
     share_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The first byte of every extranonce1 this node hands out, leased for good (unique: two
+    #: nodes on one database never hand out the same extranonce1; pool/ledger/leases.py).
+    extranonce_prefix: Mapped[int | None] = mapped_column(Integer, unique=True, nullable=True)
 
 
 class Site(Base):

@@ -109,6 +109,7 @@ class StratumServer:
         sink: ShareSink | None = None,
         on_block: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
+        extranonce_prefix: bytes = b"",
     ) -> None:
         self.settings = settings
         self.node = node
@@ -118,7 +119,9 @@ class StratumServer:
         self.on_block = on_block
         self.jobs = JobRegistry()
         cb = settings.coinbase
-        self.extranonces = ExtranonceAllocator(cb.extranonce1_size)
+        # The node's leased prefix byte (pool/ledger/leases.py): extranonce1 values, and so
+        # the work of its miners, never collide with another node's on the same database.
+        self.extranonces = ExtranonceAllocator(cb.extranonce1_size, extranonce_prefix)
         self.extranonce2_size = cb.extranonce2_size
         self.extranonce2_hex_len = 2 * cb.extranonce2_size
         self.ntime_ahead_s = settings.stratum.ntime_ahead_s
