@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import re
 import socket
+import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -101,6 +102,12 @@ class ListenerSettings:
     min_difficulty: float = 512.0
     max_difficulty: float = float(2**32)
     vardiff: VardiffSettings = VardiffSettings()
+    #: stratum+ssl: the PEM certificate (chain) and private key files; None: plain TCP.
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+    #: The listener sits behind a load balancer that sends a PROXY protocol (v1 or v2)
+    #: header first: its source address is the miner's, for limits and bans.
+    proxy_protocol: bool = False
 
 
 @dataclass(frozen=True)
@@ -516,9 +523,36 @@ def _listener(path: str, item: Any, sites: tuple[str, ...]) -> ListenerSettings:
         min_difficulty=low,
         max_difficulty=high,
         vardiff=_vardiff(sec.section("vardiff")),
+        proxy_protocol=sec.take("proxy_protocol", False, _flag),
     )
+    if "tls" in sec.data:
+        certificate, key = _tls(sec.section("tls"))
+        listener = replace(listener, tls_certificate=certificate, tls_key=key)
     sec.finish()
     return listener
+
+
+def _tls(sec: _Section) -> tuple[str, str]:
+    """The certificate and key files of a stratum+ssl listener, checked now: readable PEM, and
+    a key that belongs to the certificate."""
+    certificate = sec.take("certificate", "", _text)
+    key = sec.take("key", "", _text)
+    sec.finish()
+    for name, value in (("certificate", certificate), ("key", key)):
+        if not value:
+            raise ConfigError(sec.key(name), "missing: the PEM file's path")
+        if not Path(value).is_file():
+            raise ConfigError(sec.key(name), f"no such file: {value}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(certificate, key)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            sec.path, f"the certificate and key do not load as a PEM pair ({exc.reason or exc})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(sec.path, f"cannot read the certificate or key: {exc}") from None
+    return certificate, key
 
 
 def _listeners(path: str, value: Any, sites: tuple[str, ...]) -> tuple[ListenerSettings, ...]:

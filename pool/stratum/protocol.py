@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from pool.config import ListenerSettings
 from pool.stratum import errors as E
 from pool.stratum.errors import StratumError
+from pool.stratum.proxyproto import ProxyHeaderError, parse_proxy_header
 from pool.stratum.session import Session
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.loads
 _TRUE_TAIL = b',"result":true,"error":null}\n'
+
+#: How long a connection on a PROXY listener may take to send its header.
+PROXY_HEADER_TIMEOUT_S = 10.0
 
 
 def _id_json(request_id: Any) -> bytes:
@@ -73,6 +77,8 @@ class StratumProtocol(protocol.Protocol):
         self.peer = ""
         self._buffer = b""
         self._max_line = server.settings.stratum.max_line_bytes
+        self._awaiting_proxy = False
+        self._proxy_timer: Any = None
 
     # --- connection ------------------------------------------------------------------------
 
@@ -83,12 +89,58 @@ class StratumProtocol(protocol.Protocol):
             self.transport.setTcpNoDelay(True)
         peer = self.transport.getPeer()
         self.peer = getattr(peer, "host", "")
+        if self.listener.proxy_protocol:
+            # The load balancer's PROXY header comes first and names the miner: admission
+            # (limits, bans) waits for it, a few seconds at most.
+            self._awaiting_proxy = True
+            self._proxy_timer = self.server.reactor.callLater(
+                PROXY_HEADER_TIMEOUT_S, self._proxy_timeout
+            )
+            return
+        self._admit()
+
+    def _admit(self) -> None:
         if not self.server.admit(self):
             self.transport.abortConnection()
             return
         self.session = Session(self.server, self.listener, self, self.peer, self.server.clock())
 
+    def _proxy_timeout(self) -> None:
+        if self._awaiting_proxy:
+            log.info(
+                "no PROXY header from %s within %g s: closed", self.peer, PROXY_HEADER_TIMEOUT_S
+            )
+            self._awaiting_proxy = False
+            self.transport.abortConnection()
+
+    def _proxy_header(self, data: bytes) -> bytes | None:
+        """Take the PROXY header off the stream; the bytes after it, or None (more needed,
+        or the connection was closed)."""
+        buffer = self._buffer + data
+        try:
+            header = parse_proxy_header(buffer)
+        except ProxyHeaderError as exc:
+            log.warning("closed %s on a PROXY listener: %s", self.peer, exc)
+            self.server.stats["proxy_header_errors"] += 1
+            self._awaiting_proxy = False
+            self._buffer = b""
+            self.transport.abortConnection()
+            return None
+        if header is None:
+            self._buffer = buffer
+            return None
+        self._awaiting_proxy = False
+        if self._proxy_timer is not None and self._proxy_timer.active():
+            self._proxy_timer.cancel()
+        if header.source is not None:
+            self.peer = header.source[0]
+        self._buffer = b""
+        self._admit()
+        return buffer[header.length :] if self.session is not None else None
+
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        if self._proxy_timer is not None and self._proxy_timer.active():
+            self._proxy_timer.cancel()
         if self.session is not None:
             self.server.session_closed(self.session)
             self.session = None
@@ -96,6 +148,11 @@ class StratumProtocol(protocol.Protocol):
     # --- receiving ---------------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self._awaiting_proxy:
+            rest = self._proxy_header(data)
+            if not rest:
+                return
+            data = rest
         buffer = self._buffer + data if self._buffer else data
         if b"\n" not in buffer:
             self._buffer = buffer

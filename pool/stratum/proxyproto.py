@@ -86,7 +86,12 @@ _V2_FAMILIES: Final[dict[int, tuple[str, int]]] = {
 }
 
 _V1_PROTOCOLS: Final = (b"TCP4", b"TCP6", b"UNKNOWN")
-_V1_FIELD_NAMES: Final = ("source address", "destination address", "source port", "destination port")
+_V1_FIELD_NAMES: Final = (
+    "source address",
+    "destination address",
+    "source port",
+    "destination port",
+)
 _PORT_RE: Final = re.compile(r"0|[1-9][0-9]{0,4}", re.ASCII)
 # Characters an address can contain, for checking a field that is not complete yet. Longest
 # forms: "255.255.255.255" (15) and "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255" (45).
@@ -141,9 +146,9 @@ def _parse_v1(data: bytes) -> ProxyHeader | None:
         raise _not_proxy(data)
     end = data.find(b"\r\n", 0, V1_MAX_LENGTH)
     if end < 0:
+        _check_v1_partial(data[:V1_MAX_LENGTH])  # the more precise error first
         if len(data) >= V1_MAX_LENGTH:
             raise ProxyHeaderError(f"PROXY v1: no CRLF within the first {V1_MAX_LENGTH} bytes")
-        _check_v1_partial(data)
         return None
     source, destination = _parse_v1_line(data[:end])
     return ProxyHeader(1, source, destination, end + 2)
@@ -157,6 +162,7 @@ def _parse_v1_line(
     if protocol == b"UNKNOWN":
         return None, None  # the spec says to ignore the rest of the line
     name = _v1_protocol(protocol)
+    _v1_no_stray_cr_lf(rest)
     fields = rest.split(b" ") if sep else []
     if len(fields) != 4:
         raise ProxyHeaderError(
@@ -187,6 +193,7 @@ def _check_v1_partial(data: bytes) -> None:
     if protocol == b"UNKNOWN":
         return
     name = _v1_protocol(protocol)
+    _v1_no_stray_cr_lf(rest)
     fields = rest.split(b" ")
     if len(fields) > 4:
         raise ProxyHeaderError(
@@ -214,6 +221,11 @@ def _v1_protocol(protocol: bytes) -> str:
     if protocol not in (b"TCP4", b"TCP6"):
         raise ProxyHeaderError(f"PROXY v1: unknown protocol {_show(protocol)}")
     return protocol.decode("ascii")
+
+
+def _v1_no_stray_cr_lf(rest: bytes) -> None:
+    if b"\r" in rest or b"\n" in rest:
+        raise ProxyHeaderError("PROXY v1: bare CR or LF in the line (only CRLF may end it)")
 
 
 def _v1_ascii(field: bytes, index: int) -> str:
@@ -263,8 +275,7 @@ def _parse_v2(data: bytes) -> ProxyHeader | None:
     version, command = data[12] >> 4, data[12] & 0x0F
     if version != 2:
         raise ProxyHeaderError(
-            f"PROXY v2: bad version {version} in version/command byte 0x{data[12]:02x} "
-            "(must be 2)"
+            f"PROXY v2: bad version {version} in version/command byte 0x{data[12]:02x} (must be 2)"
         )
     if command not in (_V2_LOCAL, _V2_PROXY):
         raise ProxyHeaderError(

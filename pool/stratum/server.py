@@ -97,6 +97,28 @@ class StratumFactory(protocol.Factory):
         return StratumProtocol(self.server, self.listener)
 
 
+class _ServerTLS:
+    """A TLS context for a stratum+ssl listener: the certificate chain and key from PEM files,
+    TLS 1.2 or newer."""
+
+    def __init__(self, certificate: str, key: str) -> None:
+        from OpenSSL import SSL
+
+        context = SSL.Context(SSL.TLS_SERVER_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.use_certificate_chain_file(certificate.encode())
+        context.use_privatekey_file(key.encode())
+        context.check_privatekey()
+        self._context = context
+
+    def getContext(self) -> Any:
+        return self._context
+
+
+def tls_context(certificate: str, key: str) -> _ServerTLS:
+    return _ServerTLS(certificate, key)
+
+
 class StratumServer:
     """All sessions of one process."""
 
@@ -147,17 +169,25 @@ class StratumServer:
         """Open every configured listener; returns the bound ports (0 in config = any)."""
         bound = []
         for listener in self.settings.listeners:
-            port = self.reactor.listenTCP(
-                listener.port,
-                StratumFactory(self, listener),
-                backlog=1024,
-                interface=listener.bind,
-            )
+            factory = StratumFactory(self, listener)
+            if listener.tls_certificate and listener.tls_key:
+                port = self.reactor.listenSSL(
+                    listener.port,
+                    factory,
+                    tls_context(listener.tls_certificate, listener.tls_key),
+                    backlog=1024,
+                    interface=listener.bind,
+                )
+            else:
+                port = self.reactor.listenTCP(
+                    listener.port, factory, backlog=1024, interface=listener.bind
+                )
             self.ports.append(port)
             bound.append(port.getHost().port)
             self.bound_ports[listener.name] = port.getHost().port
             log.info(
-                "listening on %s:%d (listener %s, site %s, difficulty %g [%g..%g])",
+                "listening on %s %s:%d (listener %s, site %s, difficulty %g [%g..%g])",
+                "stratum+ssl" if listener.tls_certificate else "stratum+tcp",
                 listener.bind,
                 port.getHost().port,
                 listener.name,

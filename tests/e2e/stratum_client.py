@@ -16,6 +16,7 @@ import itertools
 import json
 import select
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,14 +116,21 @@ class StratumClient:
         source: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         log: Callable[[], str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        prelude: bytes = b"",
     ) -> None:
+        """`tls`: connect with TLS (stratum+ssl); `prelude`: bytes sent first, as a load
+        balancer's PROXY protocol header."""
         self.port = port
         self.timeout = timeout
         self._server_log = log
-        self.sock = socket.create_connection(
+        raw = socket.create_connection(
             (host, port), timeout=timeout, source_address=(source, 0) if source else None
         )
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if prelude:
+            raw.sendall(prelude)
+        self.sock = tls.wrap_socket(raw, server_hostname="localhost") if tls else raw
         self._buffer = b""
         self.closed = False
         self.lines: list[bytes] = []  # every line received, raw

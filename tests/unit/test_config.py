@@ -652,7 +652,12 @@ def test_example_config_loads_and_names_every_section() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
     settings = load_settings(example)
     assert settings.sites == ("north", "south")
-    assert [listener.name for listener in settings.listeners] == ["north-asic", "south-asic"]
+    assert [listener.name for listener in settings.listeners] == [
+        "north-asic",
+        "south-asic",
+        "south-lb",
+    ]
+    assert settings.listeners[2].proxy_protocol is True
     assert [tenant.name for tenant in settings.tenants] == ["acme", "greenhouse-coop"]
     text = example.read_text()
     for key in settings.raw:  # every top-level key the file uses is explained by a comment
