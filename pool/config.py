@@ -179,6 +179,19 @@ class PayoutSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP API, /metrics and the dashboard (pool/api/)."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = 8080
+    #: Bearer token for the admin endpoints (bans, kick); None: they are off.
+    admin_token: str | None = None
+    #: Seconds between the hashrate samples the dashboard draws (a day of them is kept).
+    sample_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class LedgerSettings:
     """The durable share writer."""
 
@@ -202,6 +215,7 @@ class Settings:
     node_name: str = field(default_factory=socket.gethostname)
     ledger: LedgerSettings = LedgerSettings()
     payout: PayoutSettings = PayoutSettings()
+    api: ApiSettings = ApiSettings()
     log_level: str = "info"
     source: str = "<embedded defaults>"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -640,6 +654,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         }
     ],
     "tenants": [{"name": "demo"}],
+    "api": {"bind": "127.0.0.1", "port": 8080},
 }
 
 
@@ -692,6 +707,22 @@ def _payout(sec: _Section) -> PayoutSettings:
     return s
 
 
+def _api(sec: _Section) -> ApiSettings:
+    d = ApiSettings()
+    token = sec.take("admin_token", None, _text)
+    if token is not None and len(token) < 16:
+        raise ConfigError(sec.key("admin_token"), "at least 16 characters (a random secret)")
+    api = ApiSettings(
+        enabled=sec.take("enabled", True, _flag),
+        bind=sec.take("bind", d.bind, _text),
+        port=sec.take("port", d.port, _integer(0, 65535)),
+        admin_token=token,
+        sample_s=sec.take("sample_s", d.sample_s, _number(0.5, 3600)),
+    )
+    sec.finish()
+    return api
+
+
 def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
     top = _Section(data, "")
     network = top.take("network", "regtest", _choice(*NETWORKS))
@@ -714,6 +745,8 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
     )
     ledger_sec.finish()
     payout = _payout(top.section("payout"))
+    api = _api(top.section("api")) if "api" in top.data else ApiSettings()
+    top.used.add("api")
     log_level = top.take("log_level", "info", _choice("debug", "info", "warning", "error"))
     top.finish()
     return Settings(
@@ -729,6 +762,7 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
         node_name=node_name,
         ledger=ledger,
         payout=payout,
+        api=api,
         log_level=log_level,
         source=source,
         raw=top.data,

@@ -111,6 +111,26 @@ def start_money_loop(settings: Settings, engine: Any, reactor: Any) -> LoopingCa
     return loop
 
 
+def start_api(
+    settings: Settings, server: StratumServer, writer: LedgerWriter, rpc: NodeRPC, reactor: Any
+) -> int | None:
+    """The HTTP API, /metrics and the dashboard (when `api.enabled`); returns its port."""
+    if not settings.api.enabled:
+        return None
+    from pool.api.http import Api, make_site
+    from pool.api.metrics import HashrateHistory
+
+    history = HashrateHistory(sample_s=settings.api.sample_s)
+    sampler = LoopingCall(history.sample, server.work_by_account)
+    sampler.clock = reactor
+    sampler.start(settings.api.sample_s, now=True)
+    site = make_site(Api(server, writer, rpc, settings, history))
+    port = reactor.listenTCP(settings.api.port, site, interface=settings.api.bind)
+    bound = int(port.getHost().port)
+    log.info("HTTP API, /metrics and the dashboard on http://%s:%d/", settings.api.bind, bound)
+    return bound
+
+
 def announce(event: dict[str, Any]) -> None:
     """One JSON event line on stdout (for supervisors and tests)."""
     print(json.dumps(event), flush=True)
@@ -160,6 +180,7 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
             source.listeners.append(on_job)
             yield source.start()
             ports = server.listen()
+            api_port = start_api(settings, server, writer, node.rpc, reactor)
             # Startup objects live as long as the process: keep the collector's full passes
             # off them (a gen-2 pass over a large heap is a latency spike for every miner).
             gc.collect()
@@ -169,6 +190,7 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
                 {
                     "event": "listening",
                     "ports": dict(zip(names, ports, strict=True)),
+                    "api": api_port,
                     "pid": os.getpid(),
                 }
             )

@@ -84,6 +84,7 @@ def main() -> int:
                 "tracker_interval_s": 0,
             }
             config["data_dir"] = str(work / "data")
+            config["api"] = {"bind": "127.0.0.1", "port": 0}  # any free port for the demo
             listener = config["listeners"][0]
             listener["port"] = 0
             # Regtest's network target is 2^255: half of all hashes are blocks. Share difficulty

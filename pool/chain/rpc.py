@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -98,6 +99,10 @@ class NodeRPC:
         self.where = f"{parts.hostname}:{parts.port}"
         self.redacted_url = redact_url(url)
         self._local = threading.local()
+        # Per method: calls, failures and seconds spent (for /metrics).
+        self.calls: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.seconds: dict[str, float] = defaultdict(float)
 
     def _proxy(self) -> Any:
         proxy = getattr(self._local, "proxy", None)
@@ -111,6 +116,17 @@ class NodeRPC:
 
     def call(self, method: str, *params: Any, timeout_s: float | None = None) -> Any:
         """Call one RPC method with positional parameters; raises a NodeError subclass."""
+        started = time.monotonic()
+        try:
+            return self._call(method, *params, timeout_s=timeout_s)
+        except NodeError:
+            self.errors[method] += 1
+            raise
+        finally:
+            self.calls[method] += 1
+            self.seconds[method] += time.monotonic() - started
+
+    def _call(self, method: str, *params: Any, timeout_s: float | None = None) -> Any:
         if timeout_s is not None and timeout_s != self.timeout_s:
             proxy = AuthServiceProxy(self.url, timeout=timeout_s)
         else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -160,6 +160,8 @@ class StratumServer:
         self._sweeper = task.LoopingCall(self._sweep)
         self._sweeper.clock = reactor
         self.last_fanout: dict[str, Any] = {}
+        self.work_by_account: dict[tuple[str, str], float] = defaultdict(float)
+        self.job_at = 0.0  # when the current job arrived (epoch seconds)
         self._idle_queue: list[Session] = []
         self.bound_ports: dict[str, int] = {}
 
@@ -273,6 +275,7 @@ class StratumServer:
     def on_job(self, job: Job) -> None:
         """A new job from the work source: register it and push it to every working session."""
         started = time.monotonic()
+        self.job_at = time.time()
         entry = self.jobs.add(job)
         data = entry.notify(job.clean)
         sessions = list(self.working)
@@ -299,6 +302,8 @@ class StratumServer:
 
     def record_share(self, share: ShareRecord) -> defer.Deferred[None] | None:
         self.stats["accepted"] += 1
+        # Credited difficulty per (site, tenant), for /metrics and the dashboard's hashrate.
+        self.work_by_account[(share.site, share.tenant)] += share.difficulty
         return self.sink.record(share)
 
     def note_rejected(self, session: Session, method: str, error: StratumError) -> None:

@@ -1,0 +1,1 @@
+"""The HTTP side of a stratum node: JSON API, Prometheus metrics, dashboard."""

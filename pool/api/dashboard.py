@@ -1,0 +1,56 @@
+"""The dashboard page the API serves at /: hashrate per site and tenant over time, workers,
+blocks. One self-contained HTML page (no outside scripts: farms run offline), drawing on a
+canvas from /api/hashrate, /api/workers and /api/blocks, refreshed every 10 s. When the chart
+is drawn, the page marks `data-points` and `data-series` on its body (what the Chromium test
+reads)."""
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>farmpool</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body{font:14px system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
+ h1{font-size:1.3em;margin:0 0 .5em} h2{font-size:1.05em;margin:1.2em 0 .4em}
+ table{border-collapse:collapse;background:#fff} td,th{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:right}
+ td:first-child,th:first-child{text-align:left} #legend span{margin-right:1em}
+ canvas{background:#fff;border:1px solid #ddd}
+</style></head>
+<body data-points="0" data-series="0">
+<h1>farmpool <small id="node"></small></h1>
+<div id="summary"></div>
+<h2>Hashrate per site and tenant</h2>
+<canvas id="chart" width="900" height="300"></canvas><div id="legend"></div>
+<h2>Workers</h2><table id="workers"><thead><tr><th>worker</th><th>5 min</th><th>1 h</th><th>24 h</th><th>last share</th><th>rejects</th></tr></thead><tbody></tbody></table>
+<h2>Blocks</h2><table id="blocks"><thead><tr><th>height</th><th>status</th><th>conf</th><th>tenant</th><th>site</th><th>found</th></tr></thead><tbody></tbody></table>
+<script>
+const COLORS=["#1f77b4","#d62728","#2ca02c","#9467bd","#ff7f0e","#17becf","#8c564b","#e377c2"];
+function rate(h){const u=["H/s","kH/s","MH/s","GH/s","TH/s","PH/s","EH/s"];let i=0;while(h>=1000&&i<u.length-1){h/=1000;i++}return h.toFixed(2)+" "+u[i]}
+function cell(row,values){const tr=document.createElement("tr");for(const v of values){const td=document.createElement("td");td.textContent=v;tr.appendChild(td)}row.appendChild(tr)}
+async function get(path){const r=await fetch(path,{cache:"no-store"});if(!r.ok)throw new Error(path+": "+r.status);return r.json()}
+function draw(points){
+ const c=document.getElementById("chart"),g=c.getContext("2d");g.clearRect(0,0,c.width,c.height);
+ const keys=[...new Set(points.flatMap(p=>Object.keys(p.hashrate_hs)))].sort();
+ let max=0;for(const p of points)for(const k of keys)max=Math.max(max,p.hashrate_hs[k]||0);
+ const t0=points.length?points[0].t:0,t1=points.length?points[points.length-1].t:1,w=c.width-60,h=c.height-30;
+ g.strokeStyle="#ccc";g.beginPath();g.moveTo(50,10);g.lineTo(50,h+10);g.lineTo(c.width-10,h+10);g.stroke();
+ g.fillStyle="#555";g.fillText(rate(max),2,14);g.fillText("0",38,h+10);
+ const legend=document.getElementById("legend");legend.textContent="";let drawn=0;
+ keys.forEach((k,i)=>{const col=COLORS[i%COLORS.length];g.strokeStyle=col;g.lineWidth=2;g.beginPath();
+  points.forEach((p,j)=>{const x=50+(t1>t0?(p.t-t0)/(t1-t0):0)*w,y=10+h-(max?((p.hashrate_hs[k]||0)/max)*h:0);j?g.lineTo(x,y):g.moveTo(x,y);drawn++});
+  g.stroke();const s=document.createElement("span");s.style.color=col;s.textContent="\\u25a0 "+k;legend.appendChild(s)});
+ document.body.dataset.points=String(drawn);document.body.dataset.series=String(keys.length);
+}
+async function refresh(){
+ try{
+  const [pool,hist,workers,blocks]=await Promise.all([get("/api/pool"),get("/api/hashrate"),get("/api/workers"),get("/api/blocks")]);
+  document.getElementById("node").textContent=pool.node+" \\u00b7 height "+pool.height+" \\u00b7 "+pool.sessions+" sessions";
+  document.getElementById("summary").textContent="accepted "+(pool.stats.accepted||0)+" shares \\u00b7 blocks "+(pool.stats.blocks_accepted||0);
+  draw(hist.points);
+  const wb=document.querySelector("#workers tbody");wb.textContent="";
+  for(const w of workers)cell(wb,[w.tenant+"."+w.worker,rate(w.hashrate_hs["5m"]),rate(w.hashrate_hs["1h"]),rate(w.hashrate_hs["24h"]),w.last_share||"-",w.reject_percent+" %"]);
+  const bb=document.querySelector("#blocks tbody");bb.textContent="";
+  for(const b of blocks)cell(bb,[b.height,b.status,b.confirmations,b.tenant,b.site,b.found_at]);
+ }catch(e){document.getElementById("summary").textContent="error: "+e.message}
+}
+refresh();setInterval(refresh,10000);
+</script></body></html>
+"""

@@ -1,0 +1,193 @@
+"""/metrics in the Prometheus text format, and the hashrate history the dashboard draws.
+
+Where it sits: it reads the live state of one stratum node (the server's sessions, counters
+and jobs, the ledger writer's queue and spool, the node RPC client's call counts and times)
+on the reactor thread; nothing here blocks or touches the database.
+
+Hashrate: the server adds every accepted share's credited difficulty per (site, tenant);
+`HashrateHistory` samples those sums every `sample_s` and keeps a day of points, each the
+hashes per second since the previous sample (difficulty x 2^32 / seconds).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+HASHES_PER_DIFFICULTY = 2**32
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
+
+
+class Exposition:
+    """Builds the text: HELP and TYPE once per metric, then its samples."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def metric(
+        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]
+    ) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            number = repr(float(value)) if isinstance(value, float) else str(value)
+            self.lines.append(f"{name}{_labels(labels)} {number}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+@dataclass
+class HashrateHistory:
+    """Hashes per second per (site, tenant), one point per sample, for a day."""
+
+    sample_s: float = 60.0
+    points: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=1440))
+    _last: dict[tuple[str, str], float] = field(default_factory=dict)
+    _last_at: float = 0.0
+
+    def sample(
+        self, work_by_account: dict[tuple[str, str], float], now: float | None = None
+    ) -> None:
+        now = time.time() if now is None else now
+        if self._last_at:
+            span = now - self._last_at
+            if span > 0:
+                rates = {
+                    f"{site}/{tenant}": (work - self._last.get((site, tenant), 0.0))
+                    * HASHES_PER_DIFFICULTY
+                    / span
+                    for (site, tenant), work in work_by_account.items()
+                }
+                self.points.append({"t": round(now, 3), "hashrate_hs": rates})
+        self._last = dict(work_by_account)
+        self._last_at = now
+
+    def latest(self) -> dict[str, float]:
+        return dict(self.points[-1]["hashrate_hs"]) if self.points else {}
+
+
+def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory) -> str:
+    """The node's metrics (server: StratumServer; writer: LedgerWriter or None; rpc: NodeRPC)."""
+    out = Exposition()
+    sessions_by_listener: dict[str, int] = {}
+    for session in server.sessions:
+        name = session.listener.name
+        sessions_by_listener[name] = sessions_by_listener.get(name, 0) + 1
+    out.metric(
+        "farmpool_sessions",
+        "gauge",
+        "Subscribed stratum sessions, by listener.",
+        [({"listener": n}, v) for n, v in sorted(sessions_by_listener.items())],
+    )
+    out.metric(
+        "farmpool_connections_unsubscribed",
+        "gauge",
+        "Connections that have not subscribed yet.",
+        [({}, len(server.unsubscribed))],
+    )
+    stats = server.stats
+    results = [({"result": "accepted"}, stats.get("accepted", 0))]
+    results += [
+        ({"result": key[len("rejected_") :]}, value)
+        for key, value in sorted(stats.items())
+        if key.startswith("rejected_")
+    ]
+    out.metric("farmpool_shares_total", "counter", "Shares answered, by result.", results)
+    out.metric(
+        "farmpool_blocks_total",
+        "counter",
+        "Block candidates submitted to the node, by the node's answer.",
+        [
+            ({"result": "accepted"}, stats.get("blocks_accepted", 0)),
+            ({"result": "rejected"}, stats.get("blocks_rejected", 0)),
+            ({"result": "unsubmitted"}, stats.get("blocks_unsubmitted", 0)),
+        ],
+    )
+    accounts = sorted(server.work_by_account.items())
+    out.metric(
+        "farmpool_difficulty_total",
+        "counter",
+        "Credited share difficulty, by site and tenant (x 2^32 = hashes; rate() = hashrate).",
+        [({"site": s, "tenant": t}, float(w)) for (s, t), w in accounts],
+    )
+    latest = history.latest()
+    out.metric(
+        "farmpool_hashrate_hs",
+        "gauge",
+        f"Hashes per second over the last {history.sample_s:g} s, by site and tenant.",
+        [
+            ({"site": key.split("/", 1)[0], "tenant": key.split("/", 1)[1]}, rate)
+            for key, rate in sorted(latest.items())
+        ],
+    )
+    job = server.jobs.current.job if server.jobs.current is not None else None
+    out.metric(
+        "farmpool_tip_height",
+        "gauge",
+        "Height of the chain tip the current job builds on.",
+        [({}, job.height - 1)] if job is not None else [],
+    )
+    out.metric(
+        "farmpool_job_age_seconds",
+        "gauge",
+        "Seconds since the current job arrived.",
+        [({}, round(time.time() - server.job_at, 3))] if server.job_at else [],
+    )
+    out.metric(
+        "farmpool_banned_addresses", "gauge", "Addresses banned now.", [({}, len(server.banned))]
+    )
+    if writer is not None:
+        out.metric(
+            "farmpool_ledger_queue_depth",
+            "gauge",
+            "Records waiting for the ledger writer.",
+            [({}, writer.queue_depth)],
+        )
+        out.metric(
+            "farmpool_spool_bytes",
+            "gauge",
+            "Bytes in the local spool (records waiting for the database).",
+            [({}, writer.spool.size())],
+        )
+        out.metric(
+            "farmpool_ledger_records_total",
+            "counter",
+            "Records the ledger writer handled, by outcome.",
+            [
+                ({"outcome": k}, writer.stats.get(k, 0))
+                for k in ("committed", "spooled", "replayed", "quarantined")
+            ],
+        )
+    if rpc is not None:
+        out.metric(
+            "farmpool_node_rpc_calls_total",
+            "counter",
+            "Calls to the node's RPC, by method.",
+            [({"method": m}, n) for m, n in sorted(rpc.calls.items())],
+        )
+        out.metric(
+            "farmpool_node_rpc_errors_total",
+            "counter",
+            "Calls to the node's RPC that failed, by method.",
+            [({"method": m}, n) for m, n in sorted(rpc.errors.items())],
+        )
+        out.metric(
+            "farmpool_node_rpc_seconds_total",
+            "counter",
+            "Seconds spent in calls to the node's RPC, by method (divide by calls: latency).",
+            [({"method": m}, round(v, 6)) for m, v in sorted(rpc.seconds.items())],
+        )
+    return out.text()

@@ -1,0 +1,189 @@
+"""The HTTP API, /metrics and the dashboard of a running `farmpool serve` with traffic.
+
+One server process (bcoin) with the API on a free port, an admin token and a hashrate sample
+every half second; miners of two tenants submit shares and a block. The dashboard is loaded
+in headless Chromium (Debian's chromium package), which must draw the hashrate chart; the
+screenshot is saved beside the test's files (its path is printed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.farmpool_serve import ServeProcess
+from tests.e2e.stratum_client import StratumClient
+
+TOKEN = "e2e-admin-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def server(
+    bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
+) -> ServeProcess:
+    config = dict(bcoin_config)
+    config["listeners"] = [
+        {
+            "name": "main",
+            "site": "north",
+            "bind": "127.0.0.1",
+            "port": 0,
+            "difficulty": {"start": 3e-10, "min": 1e-11, "max": 16},
+            "vardiff": {"enabled": False},
+        }
+    ]
+    config["api"] = {"bind": "127.0.0.1", "port": 0, "admin_token": TOKEN, "sample_s": 0.5}
+    return serve_factory(config)
+
+
+def api_port(server: ServeProcess) -> int:
+    event = server.wait_event(lambda e: e.get("event") == "listening")
+    return int(event["api"])
+
+
+def http(
+    server: ServeProcess,
+    path: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api_port(server)}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def get_json(server: ServeProcess, path: str) -> Any:
+    status, body = http(server, path)
+    assert status == 200, (path, status, body)
+    return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def traffic(server: ServeProcess) -> list[StratumClient]:
+    """Two tenants' miners with accepted shares, and a block."""
+    clients = []
+    for worker in ("acme.rig1", "globex.rig7"):
+        client = StratumClient(server.port("main"), log=server.log_tail)
+        client.start(worker)
+        for _ in range(3):
+            assert client.submit(client.find_accepted())["result"] is True
+        clients.append(client)
+    block = clients[0].find_block()
+    assert clients[0].submit(block)["result"] is True
+    time.sleep(1.2)  # two hashrate samples
+    return clients
+
+
+def test_health_pool_and_metrics(server: ServeProcess, traffic: list[StratumClient]) -> None:
+    health = get_json(server, "/health")
+    assert health["status"] == "ok" and health["sessions"] >= 2
+    pool = get_json(server, "/api/pool")
+    assert pool["sessions"] >= 2 and pool["stats"]["accepted"] >= 7 and pool["height"] > 0
+    status, body = http(server, "/metrics")
+    assert status == 200
+    text = body.decode()
+    assert re.search(r'^farmpool_shares_total\{result="accepted"\} ([7-9]|\d\d+)$', text, re.M)
+    assert re.search(r'^farmpool_sessions\{listener="main"\} [2-9]', text, re.M)
+    assert re.search(r'^farmpool_difficulty_total\{site="north",tenant="acme"\} \S+', text, re.M)
+    assert re.search(r"^farmpool_tip_height \d+$", text, re.M)
+    assert re.search(r"^farmpool_job_age_seconds \d", text, re.M)
+    assert re.search(r"^farmpool_ledger_queue_depth \d+$", text, re.M)
+    assert re.search(r"^farmpool_spool_bytes 0$", text, re.M)
+    assert re.search(r'^farmpool_node_rpc_calls_total\{method="submitblock"\} [1-9]', text, re.M)
+    assert re.search(r'^farmpool_blocks_total\{result="accepted"\} [1-9]', text, re.M)
+    assert "# TYPE farmpool_hashrate_hs gauge" in text
+    # Every sample line is NAME{labels} NUMBER (what Prometheus parses).
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            assert re.fullmatch(
+                r'[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-0-9.e+]+', line
+            ), line
+
+
+def test_tenants_workers_blocks_payouts(server: ServeProcess, traffic: list[StratumClient]) -> None:
+    workers = {f"{w['tenant']}.{w['worker']}": w for w in get_json(server, "/api/workers")}
+    for name in ("acme.rig1", "globex.rig7"):
+        assert workers[name]["hashrate_hs"]["5m"] > 0, workers
+        assert workers[name]["last_share"] is not None
+    assert workers["acme.rig1"]["shares_24h"] >= 4
+    blocks = get_json(server, "/api/blocks")
+    assert blocks and blocks[0]["tenant"] == "acme" and blocks[0]["site"] == "north"
+    tenants = {t["tenant"]: t for t in get_json(server, "/api/tenants")}
+    assert {"acme", "globex"} <= set(tenants)
+    assert get_json(server, "/api/payouts") == []
+    assert [s["name"] for s in get_json(server, "/api/sites")] == ["north", "south"]
+    points = get_json(server, "/api/hashrate")["points"]
+    assert any(p["hashrate_hs"].get("north/acme", 0) > 0 for p in points), points
+    assert http(server, "/api/nothing")[0] == 404
+
+
+def test_admin_endpoints_need_the_token(server: ServeProcess, traffic: list[StratumClient]) -> None:
+    assert http(server, "/api/admin/ban", {"ip": "192.0.2.1"})[0] == 401
+    assert http(server, "/api/admin/ban", {"ip": "192.0.2.1"}, token="wrong")[0] == 401
+    status, body = http(server, "/api/admin/ban", {"ip": "192.0.2.1", "seconds": 60}, TOKEN)
+    assert status == 200, body
+    assert "192.0.2.1" in get_json(server, "/api/pool")["banned"]
+    assert http(server, "/api/admin/ban", {"ip": "nonsense"}, TOKEN)[0] == 400
+    assert http(server, "/api/admin/ban", {"ip": "192.0.2.1", "seconds": -1}, TOKEN)[0] == 400
+    status, body = http(server, "/api/admin/unban", {"ip": "192.0.2.1"}, TOKEN)
+    assert status == 200 and json.loads(body)["was_banned"] is True
+    assert "192.0.2.1" not in get_json(server, "/api/pool")["banned"]
+    # Kick a worker: its connection closes.
+    victim = StratumClient(server.port("main"), log=server.log_tail)
+    victim.start("globex.kickme")
+    assert victim.submit(victim.find_accepted())["result"] is True
+    status, body = http(server, "/api/admin/kick", {"worker": "globex.kickme"}, TOKEN)
+    assert status == 200 and json.loads(body)["kicked"] == 1, body
+    assert victim.wait_closed(timeout=5)
+    assert http(server, "/api/admin/kick", {"worker": "globex.kickme"}, TOKEN)[0] == 404
+    assert http(server, "/api/admin/kick", {}, TOKEN)[0] == 400
+
+
+def test_the_dashboard_draws_the_hashrate_in_chromium(
+    server: ServeProcess, traffic: list[StratumClient], tmp_path: Path
+) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (scripts/bootstrap installs it as root)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    url = f"http://127.0.0.1:{api_port(server)}/"
+    flags = [
+        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000",
+    ]  # fmt: skip
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r'<body data-points="(\d+)" data-series="(\d+)"', dom.stdout)
+    assert body, dom.stdout[:2000]
+    assert int(body.group(1)) > 0 and int(body.group(2)) >= 2, body.group(0)
+    assert "acme.rig1" in dom.stdout and "globex.rig7" in dom.stdout
+    shot = tmp_path / "dashboard.png"
+    run = subprocess.run(
+        [*flags, "--window-size=1000,900", f"--screenshot={shot}", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0 and shot.stat().st_size > 10_000, run.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"dashboard screenshot: {shot}")
