@@ -2,8 +2,9 @@
 
 Startup, in order: the database (at the newest migration; the config's sites and tenants
 seeded; this node registered; any spool left from before loaded), the node (network, segwit),
-the first job, then the listeners. Shutdown (SIGTERM/SIGINT): stop accepting, send
-`client.reconnect`, then let the ledger writer commit what is queued. Blocking work (database,
+the first job, then the listeners (and the HTTP API). Shutdown (SIGTERM/SIGINT): stop
+accepting, send `client.reconnect`, then let the ledger writer commit what is queued. SIGHUP
+reloads the config's tenants, sites, listeners and stratum limits without dropping a miner. Blocking work (database,
 node) runs in threads; the reactor only waits for it.
 """
 
@@ -13,6 +14,7 @@ import gc
 import json
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from pool.chain.job import Job, JobFactory
 from pool.chain.rpc import AsyncNode, NodeError, NodeRPC, call_with_retry
 from pool.chain.template import detect_segwit
 from pool.chain.worksource import WorkSource
-from pool.config import Settings
+from pool.config import ConfigError, Settings, load_settings
 from pool.ledger import admin, db
 from pool.ledger.leases import LeaseError, lease_prefix
 from pool.ledger.writer import LedgerWriter
@@ -131,6 +133,43 @@ def start_api(
     return bound
 
 
+def install_reload(
+    settings: Settings, server: StratumServer, writer: LedgerWriter, reactor: Any
+) -> None:
+    """SIGHUP: read the config file again and apply its tenants, sites, listeners and stratum
+    limits without dropping a connected miner (StratumServer.reload). A config that does not
+    load is logged and changes nothing. The node, the pool's coinbase, the database and the
+    API need a restart."""
+    if settings.source.startswith("<"):
+        return  # embedded defaults: no file to read again
+
+    busy: list[bool] = []
+
+    @defer.inlineCallbacks
+    def reload() -> Any:
+        if busy:
+            log.warning("SIGHUP: a reload is still running; ignored")
+            return
+        busy.append(True)
+        try:
+            new = yield threads.deferToThread(load_settings, settings.source)
+            added = yield threads.deferToThread(admin.seed_from_config, writer.engine, new)
+            ports = yield server.reload(new)
+            server.set_tenants((yield threads.deferToThread(admin.active_tenants, writer.engine)))
+            log.info("SIGHUP: reloaded %s (added sites and tenants: %s)", new.source, added)
+            announce({"event": "reloaded", "ports": ports})
+        except ConfigError as exc:
+            log.error("SIGHUP: %s; nothing changed", exc)
+            announce({"event": "reload_failed", "error": str(exc)})
+        except Exception as exc:
+            log.exception("SIGHUP: the reload failed")
+            announce({"event": "reload_failed", "error": str(exc)})
+        finally:
+            busy.clear()
+
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))
+
+
 def announce(event: dict[str, Any]) -> None:
     """One JSON event line on stdout (for supervisors and tests)."""
     print(json.dumps(event), flush=True)
@@ -196,6 +235,7 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
             )
 
             money_loop = start_money_loop(settings, writer.engine, reactor)
+            install_reload(settings, server, writer, reactor)
 
             @defer.inlineCallbacks
             def stop() -> Any:

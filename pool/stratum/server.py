@@ -164,43 +164,84 @@ class StratumServer:
         self.job_at = 0.0  # when the current job arrived (epoch seconds)
         self._idle_queue: list[Session] = []
         self.bound_ports: dict[str, int] = {}
+        # name -> (its settings, its factory, its listening port)
+        self.open_listeners: dict[str, tuple[ListenerSettings, StratumFactory, Any]] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def listen(self) -> list[int]:
         """Open every configured listener; returns the bound ports (0 in config = any)."""
-        bound = []
-        for listener in self.settings.listeners:
-            factory = StratumFactory(self, listener)
-            if listener.tls_certificate and listener.tls_key:
-                port = self.reactor.listenSSL(
-                    listener.port,
-                    factory,
-                    tls_context(listener.tls_certificate, listener.tls_key),
-                    backlog=1024,
-                    interface=listener.bind,
-                )
-            else:
-                port = self.reactor.listenTCP(
-                    listener.port, factory, backlog=1024, interface=listener.bind
-                )
-            self.ports.append(port)
-            bound.append(port.getHost().port)
-            self.bound_ports[listener.name] = port.getHost().port
-            log.info(
-                "listening on %s %s:%d (listener %s, site %s, difficulty %g [%g..%g])",
-                "stratum+ssl" if listener.tls_certificate else "stratum+tcp",
-                listener.bind,
-                port.getHost().port,
-                listener.name,
-                listener.site,
-                listener.start_difficulty,
-                listener.min_difficulty,
-                listener.max_difficulty,
-            )
+        bound = [self._open(listener) for listener in self.settings.listeners]
         if not self._sweeper.running:
             self._sweeper.start(1.0, now=False)
         return bound
+
+    def _open(self, listener: ListenerSettings) -> int:
+        factory = StratumFactory(self, listener)
+        if listener.tls_certificate and listener.tls_key:
+            port = self.reactor.listenSSL(
+                listener.port,
+                factory,
+                tls_context(listener.tls_certificate, listener.tls_key),
+                backlog=1024,
+                interface=listener.bind,
+            )
+        else:
+            port = self.reactor.listenTCP(
+                listener.port, factory, backlog=1024, interface=listener.bind
+            )
+        self.ports.append(port)
+        self.open_listeners[listener.name] = (listener, factory, port)
+        bound = int(port.getHost().port)
+        self.bound_ports[listener.name] = bound
+        log.info(
+            "listening on %s %s:%d (listener %s, site %s, difficulty %g [%g..%g])",
+            "stratum+ssl" if listener.tls_certificate else "stratum+tcp",
+            listener.bind,
+            bound,
+            listener.name,
+            listener.site,
+            listener.start_difficulty,
+            listener.min_difficulty,
+            listener.max_difficulty,
+        )
+        return bound
+
+    def reload(self, settings: Settings) -> defer.Deferred[dict[str, int]]:
+        """Apply a reloaded config (SIGHUP) without dropping a connected miner: listeners that
+        are gone stop accepting (their sessions stay), new ones open, changed ones reopen where
+        their socket or TLS changed and otherwise give new sessions the new settings; tenants
+        and the stratum limits follow the new config. Fires with the bound ports."""
+        old = dict(self.open_listeners)
+        wanted = {listener.name: listener for listener in settings.listeners}
+        stopping = []
+        for name, (listener, factory, port) in old.items():
+            new = wanted.get(name)
+            same_socket = new is not None and (
+                new.bind,
+                new.port,
+                new.tls_certificate,
+                new.tls_key,
+            ) == (listener.bind, listener.port, listener.tls_certificate, listener.tls_key)
+            if new is not None and same_socket:
+                factory.listener = new  # new sessions get the new difficulty and vardiff
+                self.open_listeners[name] = (new, factory, port)
+                continue
+            del self.open_listeners[name]
+            self.bound_ports.pop(name, None)
+            self.ports.remove(port)
+            stopping.append(defer.maybeDeferred(port.stopListening))
+            log.info("listener %s closed by a reload (its sessions stay)", name)
+        self.settings = settings
+        self.tenants |= {t.name for t in settings.tenants}
+
+        def open_new(_: Any) -> dict[str, int]:
+            for name, listener in wanted.items():
+                if name not in self.open_listeners:
+                    self._open(listener)
+            return dict(self.bound_ports)
+
+        return defer.DeferredList(stopping).addCallback(open_new)
 
     def shutdown(self) -> defer.Deferred[None]:
         """Stop accepting, tell every miner to reconnect, let the messages flush, close."""

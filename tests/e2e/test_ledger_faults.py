@@ -504,6 +504,57 @@ def test_kill_9_under_load_loses_no_acknowledged_share(
     assert share.digest in hashes, "the share acknowledged after the restart is missing"
 
 
+# --- SIGTERM -------------------------------------------------------------------------------
+
+
+def test_sigterm_under_load_loses_no_acknowledged_share(
+    ledger_url: str,
+    bcoin_node: RegtestNode,
+    servers: list[ServeProcess],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A graceful stop in the middle of 3,000 shares/s: exit 0, every miner told to reconnect
+    (or closed), every share answered `true` in the ledger, none twice."""
+    backend = ledger_url.split(":", 1)[0]
+    workdir = tmp_path_factory.mktemp(f"sigterm-{backend}")
+    config = pool_config(bcoin_node, workdir, ledger_url)
+    server = start_server(config, workdir / "first", servers)
+    load = AckedLoad(server.port("main"), KILL_SESSIONS, KILL_RATE, KILL_DURATION_S)
+    try:
+        thread = load.start_thread()
+        time.sleep(max(0.0, load.t0 + KILL_AT_S - time.perf_counter()))
+        stopped_at = time.perf_counter()
+        code = server.terminate(timeout=30)  # SIGTERM, then wait
+        thread.join(KILL_DURATION_S + 15)
+        assert not thread.is_alive(), "the load did not end after the stop"
+    finally:
+        load.close()
+    if load.failure is not None:
+        raise load.failure
+    summary = load.summary()
+    acked, sent = load.acked(), load.sent()
+    assert code == 0, f"serve exit {code} on SIGTERM:\n{server.log_tail()}"
+    assert len(acked) > 0.2 * KILL_RATE * KILL_AT_S, f"too few shares acked: {summary}"
+    assert load.unsent > 0, f"the stop came after the load: {summary}"
+    assert spool_size(config) == 0, "a graceful stop leaves nothing in the spool"
+    hashes, doubled = ledger_counts(ledger_url)
+    missing = acked - hashes.keys()
+    report(
+        f"sigterm [{backend}]",
+        {
+            **summary,
+            "stopped_after_s": round(stopped_at - load.t0, 3),
+            "acked": len(acked),
+            "in_db": len(hashes),
+            "missing": len(missing),
+            "doubled": doubled,
+        },
+    )
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged shares are not in the ledger"
+    assert doubled == 0, "a share is in the ledger twice"
+    assert not hashes.keys() - sent, "shares in the ledger that nobody sent"
+
+
 # --- PostgreSQL outage ------------------------------------------------------------------------
 
 
