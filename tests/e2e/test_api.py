@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -117,6 +118,24 @@ def test_health_pool_and_metrics(server: ServeProcess, traffic: list[StratumClie
             assert re.fullmatch(
                 r'[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-0-9.e+]+', line
             ), line
+
+
+def test_the_docker_health_check_passes_against_a_serving_node(
+    server: ServeProcess, traffic: list[StratumClient]
+) -> None:
+    from tests.unit.test_deploy_files import healthcheck_command
+
+    command = healthcheck_command()
+    env = {**os.environ, "FARMPOOL_HEALTH_URL": f"http://127.0.0.1:{api_port(server)}/health"}
+    run = subprocess.run(
+        [sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 0, run.stderr
+    env["FARMPOOL_HEALTH_URL"] = f"http://127.0.0.1:{api_port(server)}/nothing-here"
+    run = subprocess.run(
+        [sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode != 0
 
 
 def test_tenants_workers_blocks_payouts(server: ServeProcess, traffic: list[StratumClient]) -> None:
