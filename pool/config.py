@@ -130,6 +130,10 @@ class StratumSettings:
     difficulty_grace_s: float = 15.0
     ntime_ahead_s: int = 7200
     reconnect_wait_s: int = 5
+    #: A session that sends nothing for this long is closed (0: never).
+    idle_timeout_s: float = 900.0
+    #: A client that does not read what the pool sends: closed once this much waits for it.
+    max_send_buffer_bytes: int = 1 << 20
     ban: BanSettings = BanSettings()
 
 
@@ -605,6 +609,10 @@ def _stratum(sec: _Section) -> StratumSettings:
         difficulty_grace_s=sec.take("difficulty_grace_s", d.difficulty_grace_s, _number(0, 600)),
         ntime_ahead_s=sec.take("ntime_ahead_s", d.ntime_ahead_s, _integer(0, 86400)),
         reconnect_wait_s=sec.take("reconnect_wait_s", d.reconnect_wait_s, _integer(0, 3600)),
+        idle_timeout_s=sec.take("idle_timeout_s", d.idle_timeout_s, _number(0, 86400)),
+        max_send_buffer_bytes=sec.take(
+            "max_send_buffer_bytes", d.max_send_buffer_bytes, _integer(4096, 1 << 30)
+        ),
         ban=bans,
     )
     sec.finish()

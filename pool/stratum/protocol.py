@@ -65,6 +65,16 @@ def encode_error(request_id: Any, error: StratumError) -> bytes:
     )
 
 
+def _buffered(transport: Any) -> int:
+    """Bytes written to a connection that the kernel has not taken yet (TCP, or TLS over
+    TCP); 0 where the transport does not say."""
+    total = 0
+    for layer in (transport, getattr(transport, "transport", None)):
+        if type(layer) is tcp.Server:
+            total += len(layer.dataBuffer) + layer._tempDataLen
+    return total
+
+
 class StratumProtocol(protocol.Protocol):
     """One miner connection."""
 
@@ -79,6 +89,7 @@ class StratumProtocol(protocol.Protocol):
         self._max_line = server.settings.stratum.max_line_bytes
         self._awaiting_proxy = False
         self._proxy_timer: Any = None
+        self.last_data_at = server.clock()
 
     # --- connection ------------------------------------------------------------------------
 
@@ -148,6 +159,7 @@ class StratumProtocol(protocol.Protocol):
     # --- receiving ---------------------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        self.last_data_at = self.server.clock()
         if self._awaiting_proxy:
             rest = self._proxy_header(data)
             if not rest:
@@ -286,3 +298,8 @@ class StratumProtocol(protocol.Protocol):
             data = data[sent:]
         if transport is not None:
             transport.write(data)
+            if _buffered(transport) > self.server.settings.stratum.max_send_buffer_bytes:
+                # A client that does not read: what waits for it would grow without bound.
+                log.warning("closed %s: it does not read what the pool sends", self.peer)
+                self.server.stats["closed_slow"] += 1
+                transport.abortConnection()

@@ -476,10 +476,19 @@ class StratumServer:
         # Vardiff's idle check, a slice of the sessions per second, so that 15,000 sessions
         # never stall the reactor for more than a fraction of a millisecond at a time.
         if not self._idle_queue:
-            self._idle_queue = list(self.working)
+            self._idle_queue = list(self.sessions)
         batch = self._idle_queue[-IDLE_CHECKS_PER_SWEEP:]
         del self._idle_queue[-IDLE_CHECKS_PER_SWEEP:]
+        idle_limit = self.settings.stratum.idle_timeout_s
         for session in batch:
+            if session not in self.sessions:
+                continue
+            if idle_limit and now - session.protocol.last_data_at > idle_limit:
+                self.stats["closed_idle"] += 1
+                log.info("closed %s: silent for %g s", session.peer, idle_limit)
+                if session.protocol.transport is not None:
+                    session.protocol.transport.loseConnection()
+                continue
             if session in self.working:
                 session.check_idle(now)
                 if session.outbox:
