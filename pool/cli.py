@@ -483,45 +483,75 @@ def _fee_ppm(text: str) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run simulated miners against a pool for a while; print their totals as JSON."""
+    """Run a simulated fleet against a pool for a while; print its totals as JSON."""
     from twisted.internet import reactor as _reactor
 
     from pool.sim.miner import MinerFactory, MinerSpec
 
     reactor: Any = _reactor
-    host, _, port_text = args.connect.rpartition(":")
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise CliError(f"--connect: expected HOST:PORT, got {args.connect!r}", EXIT_BAD_INPUT)
+    endpoints = []
+    for item in args.connect.split(","):
+        host, _, port_text = item.strip().rpartition(":")
+        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise CliError(
+                f"--connect: expected HOST:PORT[,HOST:PORT], got {item!r}", EXIT_BAD_INPUT
+            )
+        endpoints.append((host, int(port_text)))
     tenants = [t for t in args.tenants.split(",") if t]
     if not tenants:
         raise CliError("--tenants: name at least one tenant", EXIT_BAD_INPUT)
     if args.miners < 1 or args.hashrate <= 0 or args.seconds <= 0:
         raise CliError("--miners, --hashrate and --seconds must be positive", EXIT_BAD_INPUT)
-    factories = []
-    for tenant in tenants:
-        for n in range(args.miners):
-            spec = MinerSpec(
-                tenant, f"sim{n:03d}", args.hashrate, suggest_difficulty=args.suggest_difficulty
-            )
-            factory = MinerFactory(spec, reactor)
-            factories.append(factory)
-            reactor.connectTCP(host, int(port_text), factory, timeout=10)
-    reactor.callLater(args.seconds, reactor.stop)
+    for name in ("stale_rate", "duplicate_rate"):
+        if not 0 <= getattr(args, name) <= 0.5:
+            raise CliError(f"--{name.replace('_', '-')}: 0 to 0.5", EXIT_BAD_INPUT)
+    if args.reconnect_after is not None and args.reconnect_after <= 0:
+        raise CliError("--reconnect-after: seconds, more than 0", EXIT_BAD_INPUT)
+    factories: list[MinerFactory] = []
+    for e, (host, port) in enumerate(endpoints):
+        for tenant in tenants:
+            for n in range(args.miners):
+                spec = MinerSpec(
+                    tenant,
+                    f"sim{e}-{n:03d}",
+                    args.hashrate,
+                    suggest_difficulty=args.suggest_difficulty,
+                    stale_rate=args.stale_rate,
+                    duplicate_rate=args.duplicate_rate,
+                    # Half of the fleet restarts once, part way (and resumes its session).
+                    reconnect_after_s=args.reconnect_after if n % 2 == 1 else None,
+                )
+                factory = MinerFactory(spec, reactor, seed=len(factories))
+                factories.append(factory)
+                reactor.connectTCP(host, port, factory, timeout=10)
+
+    def stop() -> None:
+        for factory in factories:
+            factory.stopping = True
+        reactor.stop()
+
+    reactor.callLater(args.seconds, stop)
     reactor.run()
     totals: dict[str, dict[str, Any]] = {}
     for factory in factories:
-        miner = factory.miner
+        stats = factory.stats
         row = totals.setdefault(
             factory.spec.tenant,
-            {"miners": 0, "connected": 0, "accepted": 0, "rejected": 0, "blocks": 0, "work": 0.0},
-        )
+            {
+                "miners": 0, "connected": 0, "accepted": 0, "rejected": 0, "stale": 0,
+                "duplicate": 0, "blocks": 0, "work": 0.0, "reconnects": 0, "resumed": 0,
+            },
+        )  # fmt: skip
         row["miners"] += 1
-        if miner is not None:
-            row["connected"] += int(miner.authorized)
-            row["accepted"] += miner.stats.accepted
-            row["rejected"] += sum(miner.stats.rejected.values())
-            row["blocks"] += miner.stats.blocks
-            row["work"] += miner.stats.work
+        row["connected"] += int(factory.miner is not None and factory.miner.authorized)
+        row["accepted"] += stats.accepted
+        row["rejected"] += sum(stats.rejected.values())
+        row["stale"] += stats.rejected.get(21, 0)
+        row["duplicate"] += stats.rejected.get(22, 0)
+        row["blocks"] += stats.blocks
+        row["work"] += stats.work
+        row["reconnects"] += max(0, stats.connects - 1)
+        row["resumed"] += stats.resumed
     print(json.dumps({"event": "simulation", "tenants": totals}))
     return 0
 
@@ -667,13 +697,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     money_commands.add_parsers(sub)
 
-    p = sub.add_parser("simulate", help="connect simulated miners to a pool for a while")
-    p.add_argument("--connect", required=True, help="the pool's HOST:PORT")
+    p = sub.add_parser("simulate", help="connect a simulated fleet to a pool for a while")
+    p.add_argument(
+        "--connect", required=True, help="the pool's HOST:PORT (several: comma-separated)"
+    )
     p.add_argument("--tenants", required=True, help="comma-separated tenant names")
-    p.add_argument("--miners", type=int, default=2, help="miners per tenant")
+    p.add_argument("--miners", type=int, default=2, help="miners per tenant and endpoint")
     p.add_argument("--hashrate", type=float, default=2.0, help="hashes per second each pretends")
     p.add_argument("--suggest-difficulty", type=float, help="difficulty each miner suggests")
     p.add_argument("--seconds", type=float, default=20.0, help="how long to run")
+    p.add_argument(
+        "--stale-rate", type=float, default=0.0, help="fraction of shares sent for the old job"
+    )
+    p.add_argument(
+        "--duplicate-rate", type=float, default=0.0, help="fraction of shares sent twice"
+    )
+    p.add_argument(
+        "--reconnect-after",
+        type=float,
+        help="every other miner drops its connection after this many seconds and resumes",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("work", help="follow the node's templates and print every job")

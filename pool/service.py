@@ -4,8 +4,8 @@ Startup, in order: the database (at the newest migration; the config's sites and
 seeded; this node registered; any spool left from before loaded), the node (network, segwit),
 the first job, then the listeners (and the HTTP API). Shutdown (SIGTERM/SIGINT): stop
 accepting, send `client.reconnect`, then let the ledger writer commit what is queued. SIGHUP
-reloads the config's tenants, sites, listeners and stratum limits without dropping a miner. Blocking work (database,
-node) runs in threads; the reactor only waits for it.
+reloads the config's tenants, sites, listeners and stratum limits without dropping a miner.
+Blocking work (database, node) runs in threads; the reactor only waits for it.
 """
 
 from __future__ import annotations

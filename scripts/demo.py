@@ -40,7 +40,10 @@ from pool.ledger.models import Block, Share, Tenant
 TENANTS = ["acme", "borealis", "greenhouse"]
 
 
-def start_pool(config: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
+SITES = {"north": "Europe/Berlin", "south": "UTC"}
+
+
+def start_pool(config: Path, log: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
     pool = subprocess.Popen(
         [sys.executable, "-m", "pool", "-c", str(config), "serve"],
         stdout=subprocess.PIPE,
@@ -53,7 +56,7 @@ def start_pool(config: Path, log: Path) -> tuple[subprocess.Popen[str], int]:
         if event["event"] == "listening":
             # Keep reading its event lines, or a full pipe would stall the pool.
             threading.Thread(target=pool.stdout.read, daemon=True).start()
-            return pool, int(event["ports"]["main"])
+            return pool, {name: int(port) for name, port in event["ports"].items()}
     raise RuntimeError(f"farmpool serve did not start:\n{log.read_text()[-3000:]}")
 
 
@@ -85,13 +88,22 @@ def main() -> int:
             }
             config["data_dir"] = str(work / "data")
             config["api"] = {"bind": "127.0.0.1", "port": 0}  # any free port for the demo
-            listener = config["listeners"][0]
-            listener["port"] = 0
-            # Regtest's network target is 2^255: half of all hashes are blocks. Share difficulty
-            # 1e-10 lets every hash be a share; 0.5 H/s pretended gives ~1 share/s a miner, so
-            # blocks come every few hundred ms, and siblings at one height are common.
-            listener["difficulty"] = {"start": 1e-10, "min": 1e-10, "max": 1e-10}
-            listener["vardiff"] = {"enabled": False}
+            # Two sites, a stratum port each. Regtest's network target is 2^255: half of all
+            # hashes are blocks. Share difficulty 1e-10 lets every hash be a share; 0.5 H/s
+            # pretended gives ~1 share/s a miner, so blocks come every few hundred ms, and
+            # siblings at one height are common.
+            config["sites"] = list(SITES)
+            config["listeners"] = [
+                {
+                    "name": site,
+                    "site": site,
+                    "bind": "127.0.0.1",
+                    "port": 0,
+                    "difficulty": {"start": 1e-10, "min": 1e-10, "max": 1e-10},
+                    "vardiff": {"enabled": False},
+                }
+                for site in SITES
+            ]
             path = work / "farmpool.yaml"
             path.write_text(json.dumps(config))
             print(f"regtest node: bcoin at 127.0.0.1:{node.rpc_port}; pool pays {address}")
@@ -102,34 +114,33 @@ def main() -> int:
                 check=True,
                 capture_output=True,
             )
+            for site, zone in SITES.items():  # before serve, which would seed them in UTC
+                farmpool(path, "site", "add", site, "--timezone", zone)
             start_height = node.rpc("getblockcount")
-            pool, port = start_pool(path, work / "pool.log")
+            pool, ports = start_pool(path, work / "pool.log")
             print(
-                f"pool: farmpool serve on 127.0.0.1:{port} "
-                f"({len(TENANTS)} tenants x {args.miners} simulated miners)"
+                "pool: farmpool serve on "
+                + ", ".join(f"{site} 127.0.0.1:{port}" for site, port in ports.items())
+                + f" ({len(SITES)} sites x {len(TENANTS)} tenants x {args.miners} simulated "
+                "ASICs; some send a stale or duplicate share, some restart and resume)"
             )
             try:
                 sim = subprocess.run(
                     [
-                        sys.executable,
-                        "-m",
-                        "pool",
-                        "simulate",
-                        "--connect",
-                        f"127.0.0.1:{port}",
-                        "--tenants",
-                        ",".join(TENANTS),
-                        "--miners",
-                        str(args.miners),
-                        "--hashrate",
-                        "0.5",
-                        "--seconds",
-                        str(args.seconds),
+                        sys.executable, "-m", "pool", "simulate",
+                        "--connect", ",".join(f"127.0.0.1:{port}" for port in ports.values()),
+                        "--tenants", ",".join(TENANTS),
+                        "--miners", str(args.miners),
+                        "--hashrate", "0.5",
+                        "--seconds", str(args.seconds),
+                        "--stale-rate", "0.05",
+                        "--duplicate-rate", "0.05",
+                        "--reconnect-after", str(max(1.0, args.seconds / 2)),
                     ],
                     capture_output=True,
                     text=True,
                     timeout=args.seconds + 60,
-                )
+                )  # fmt: skip
             finally:
                 pool.send_signal(signal.SIGTERM)
                 code = pool.wait(timeout=30)
@@ -137,11 +148,15 @@ def main() -> int:
                 print(sim.stderr[-3000:], (work / "pool.log").read_text()[-3000:], file=sys.stderr)
                 return 1
             result = json.loads(sim.stdout.strip().splitlines()[-1])
-            print(f"\n{'tenant':12} {'miners':>6} {'accepted':>9} {'rejected':>9} {'blocks':>7}")
+            print(
+                f"\n{'tenant':12} {'miners':>6} {'accepted':>9} {'stale':>6} {'dup':>4} "
+                f"{'blocks':>7} {'resumed':>8}"
+            )
             for tenant, row in result["tenants"].items():
                 print(
-                    f"{tenant:12} {row['connected']:>6} {row['accepted']:>9} "
-                    f"{row['rejected']:>9} {row['blocks']:>7}"
+                    f"{tenant:12} {row['miners']:>6} {row['accepted']:>9} {row['stale']:>6} "
+                    f"{row['duplicate']:>4} {row['blocks']:>7} "
+                    f"{row['resumed']:>3}/{row['reconnects']:<4}"
                 )
             engine = make_engine(config["database_url"])
             with engine.connect() as conn:
@@ -238,31 +253,52 @@ def pay_out(node: regtest_peers.RegtestNode, path: Path, config: dict[str, Any])
 
 
 def statements(path: Path, tenants: list[str]) -> int:
-    """Hosting accounting on top: the site's tariff and heat terms, a contract per tenant
-    (a declared fleet, a kW-month hosting fee), one meter reading, then the month's
-    statement per site (docs/accounting.md)."""
+    """Hosting accounting on top: each site's tariff and heat terms, a contract per tenant and
+    site (a declared fleet, a hosting fee), a meter reading, then the month's statement of
+    every tenant at every site (docs/accounting.md)."""
     now = datetime.now(UTC)
     yesterday = (now - timedelta(days=1)).date()
-    print("\nhosting accounting: tariff 0.08 EUR/kWh (0.11 from 07:00 to 23:00), heat 80 % sold")
+    print(
+        "\nhosting accounting: north 0.10 EUR/kWh (0.15 from 08:00 to 20:00), half the heat "
+        "sold to the greenhouse at 0.04; south 0.08 flat"
+    )
     farmpool(
-        path, "site", "set", "main", "--currency", "EUR", "--price", "0.08",
-        "--band", "07:00-23:00=0.11", "--heat-factor", "0.8", "--heat-price", "0.03",
+        path, "site", "set", "north", "--currency", "EUR", "--price", "0.10",
+        "--band", "08:00-20:00=0.15", "--heat-factor", "0.5", "--heat-price", "0.04",
     )  # fmt: skip
-    for tenant in tenants:
-        farmpool(
-            path, "contract", "set", tenant, "main", "--hosting", "kw_month",
-            "--hosting-price", "40", "--machine", "S19XP:4:140:3010",
-            "--valid-from", yesterday.isoformat(),
-        )  # fmt: skip
+    farmpool(path, "site", "set", "south", "--currency", "EUR", "--price", "0.08")
+    for n, tenant in enumerate(tenants):
+        for site in SITES:
+            hosting = ["--hosting", "kw_month", "--hosting-price", "40"]
+            if site == "south":
+                hosting = ["--hosting", "kwh", "--hosting-price", "0.02"]
+            farmpool(
+                path, "contract", "set", tenant, site, *hosting,
+                "--machine", f"S19XP:{2 + n}:140:3010", "--valid-from", yesterday.isoformat(),
+            )  # fmt: skip
     readings = path.parent / "meter.csv"
     readings.write_text(
         "site,tenant,period_start,period_end,kwh\r\n"
-        f"main,{tenants[0]},{yesterday}T00:00:00Z,{yesterday}T12:00:00Z,130.5\r\n"
+        f"south,{tenants[0]},{yesterday}T00:00:00Z,{yesterday}T12:00:00Z,130.5\r\n"
     )
     print(farmpool(path, "meter", "import", str(readings)).strip())
     month = now.strftime("%Y-%m")
-    print(f"\nstatement of site main for {month} (farmpool report site --period {month}):")
-    print(farmpool(path, "report", "site", "--period", month, "--format", "table").rstrip())
+    rows = json.loads(farmpool(path, "report", "tenant", "--period", month, "--format", "json"))
+    print(f"\nstatements for {month} (farmpool report tenant --period {month}; csv and json too):")
+    columns = [
+        ("site", "site", 6), ("tenant", "tenant", 11), ("shares", "shares", 6),
+        ("blocks", "blocks", 6), ("credited BTC", "credited_btc", 13),
+        ("paid BTC", "paid_btc", 13), ("kWh", "energy_kwh", 9), ("est. kWh", "estimated_kwh", 9),
+        ("energy", "energy_cost", 8), ("hosting", "hosting_fee", 8),
+        ("heat", "heat_revenue", 7), ("net EUR", "net", 9),
+    ]  # fmt: skip
+    print("  ".join(title.rjust(width) for title, _, width in columns))
+    for row in rows:
+        print("  ".join(str(row[key]).rjust(width) for _, key, width in columns))
+    if len(rows) != len(SITES) * len(tenants):
+        print(f"expected a statement per tenant and site, got {len(rows)}", file=sys.stderr)
+        return 1
+    print("\nthe site and pool rows are the sums of these (farmpool report site|pool).")
     return 0
 
 

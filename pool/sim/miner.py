@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ class MinerSpec:
     version_rolling: bool = True
     suggest_difficulty: float | None = None
     max_tries: int = 4096
+    #: Firmware slips, as a fraction of shares: a share for the previous job after a new
+    #: block (answered stale, 21), a share sent twice (answered duplicate, 22).
+    stale_rate: float = 0.0
+    duplicate_rate: float = 0.0
+    #: Drop the connection after this many seconds and come back, resuming the session.
+    reconnect_after_s: float | None = None
 
 
 @dataclass
@@ -47,6 +54,10 @@ class MinerStats:
     blocks: int = 0
     unfound: int = 0  # ticks where no share was found within max_tries (difficulty too high)
     work: float = 0.0
+    stale_sent: int = 0
+    duplicates_sent: int = 0
+    connects: int = 0
+    resumed: int = 0  # reconnects that got the same extranonce1 back
 
 
 class SimulatedMiner(LineOnlyReceiver):
@@ -56,10 +67,21 @@ class SimulatedMiner(LineOnlyReceiver):
     MAX_LENGTH = 1 << 20
     transport: Any
 
-    def __init__(self, spec: MinerSpec, reactor: Any) -> None:
+    def __init__(
+        self,
+        spec: MinerSpec,
+        reactor: Any,
+        stats: MinerStats | None = None,
+        session_id: str = "",
+        rng: random.Random | None = None,
+    ) -> None:
         self.spec = spec
         self.reactor = reactor
-        self.stats = MinerStats()
+        self.stats = stats or MinerStats()
+        self.session_id = session_id  # from a previous connection: resume it
+        self.rng = rng or random.Random()
+        self.previous: tuple[str, HeaderWork, int] | None = None  # the job before a new block
+        self.last_submit: list[str] | None = None
         self.difficulty = 1.0
         self.work: HeaderWork | None = None
         self.job_id = ""
@@ -95,7 +117,11 @@ class SimulatedMiner(LineOnlyReceiver):
                 ],
                 self._configured,
             )
-        self.request("mining.subscribe", ["farmpool-sim/1.0"], self._subscribed)
+        self.stats.connects += 1
+        subscribe = ["farmpool-sim/1.0"] + ([self.session_id] if self.session_id else [])
+        self.request("mining.subscribe", subscribe, self._subscribed)
+        if spec.reconnect_after_s is not None and self.stats.connects == 1:
+            self.reactor.callLater(spec.reconnect_after_s, self._drop)
         if spec.suggest_difficulty is not None:
             self.request("mining.suggest_difficulty", [spec.suggest_difficulty])
         self.request("mining.authorize", [f"{spec.tenant}.{spec.worker}", "x"], self._authorized)
@@ -108,6 +134,14 @@ class SimulatedMiner(LineOnlyReceiver):
         if error is None:
             self.extranonce1 = bytes.fromhex(result[1])
             self.extranonce2_size = int(result[2])
+            if self.session_id and self.extranonce1.hex() == self.session_id:
+                self.stats.resumed += 1
+            self.session_id = self.extranonce1.hex()  # the pool's session id is extranonce1
+
+    def _drop(self) -> None:
+        """A planned disconnect (a firmware restart, a network blip): come back and resume."""
+        if self.transport is not None and self.transport.connected:
+            self.transport.loseConnection()
 
     def _authorized(self, result: Any, error: Any) -> None:
         self.authorized = result is True
@@ -129,6 +163,8 @@ class SimulatedMiner(LineOnlyReceiver):
             self.transport.loseConnection()
 
     def _new_job(self, params: list[Any]) -> None:
+        if params[8] is True and self.work is not None:  # a new block: keep the old job once
+            self.previous = (self.job_id, self.work, self.ntime)
         self.job_id = params[0]
         self.work = HeaderWork.from_notify(params)
         self.ntime = int(params[7], 16)
@@ -150,12 +186,41 @@ class SimulatedMiner(LineOnlyReceiver):
             self._loop.start(self.share_interval(), now=False)
         if self.work is None or not self.authorized:
             return
+        roll = self.rng.random()
+        if roll < self.spec.duplicate_rate and self.last_submit is not None:
+            self.stats.duplicates_sent += 1
+            self.request("mining.submit", self.last_submit, self._slip)
+            return
+        if roll < self.spec.duplicate_rate + self.spec.stale_rate and self.previous is not None:
+            job_id, work, ntime = self.previous
+            self.previous = None
+            if self._send_share(job_id, work, ntime, self._slip):
+                self.stats.stale_sent += 1
+            return
         self.submit_one()
+
+    def _slip(self, result: Any, error: Any) -> None:
+        """The answer to a stale or duplicate share (rejected, or accepted if it was lucky)."""
+        if result is True:
+            self.stats.accepted += 1
+        else:
+            code = error[0] if isinstance(error, list) and error else 0
+            self.stats.rejected[code] += 1
 
     def submit_one(self) -> None:
         """Find a share at the current difficulty (by hashing) and submit it."""
         work = self.work
         assert work is not None
+        self._send_share(
+            self.job_id,
+            work,
+            self.ntime,
+            functools.partial(self._submitted, difficulty=self.difficulty),
+        )
+
+    def _send_share(
+        self, job_id: str, work: HeaderWork, ntime: int, then: Callable[..., None]
+    ) -> bool:
         target = difficulty_to_target(self.difficulty)
         size = self.extranonce2_size
         version_bits = None
@@ -169,25 +234,25 @@ class SimulatedMiner(LineOnlyReceiver):
                     int.from_bytes(os.urandom(4), "big") & self.mask & BIP320_VERSION_MASK
                 )
                 version = work.rolled_version(version_bits, self.mask)
-            _, value = work.hash_share(self.extranonce1, extranonce2, self.ntime, nonce, version)
+            _, value = work.hash_share(self.extranonce1, extranonce2, ntime, nonce, version)
             if value <= target:
-                block = value <= work.network_target
                 params = [
                     f"{self.spec.tenant}.{self.spec.worker}",
-                    self.job_id,
+                    job_id,
                     extranonce2.hex(),
-                    f"{self.ntime:08x}",
+                    f"{ntime:08x}",
                     f"{nonce:08x}",
                 ]
                 if version_bits is not None:
                     params.append(f"{version_bits:08x}")
-                self.request(
-                    "mining.submit",
-                    params,
-                    functools.partial(self._submitted, block=block, difficulty=self.difficulty),
-                )
-                return
+                self.last_submit = params
+                block = value <= work.network_target
+                if isinstance(then, functools.partial):
+                    then = functools.partial(then, block=block)
+                self.request("mining.submit", params, then)
+                return True
         self.stats.unfound += 1
+        return False
 
     def _submitted(self, result: Any, error: Any, block: bool, difficulty: float) -> None:
         if result is True:
@@ -205,13 +270,24 @@ class SimulatedMiner(LineOnlyReceiver):
 
 
 class MinerFactory(protocol.ClientFactory):
-    """Builds one SimulatedMiner and keeps a reference to it."""
+    """Builds one SimulatedMiner at a time, and after a lost connection (a planned drop, or
+    client.reconnect from the pool) connects again a second later and resumes its session;
+    the statistics run across connections."""
 
-    def __init__(self, spec: MinerSpec, reactor: Any) -> None:
+    def __init__(self, spec: MinerSpec, reactor: Any, seed: int | None = None) -> None:
         self.spec = spec
         self.reactor = reactor
         self.miner: SimulatedMiner | None = None
+        self.stats = MinerStats()
+        self.rng = random.Random(seed)
+        self.stopping = False
 
     def buildProtocol(self, addr: Any) -> SimulatedMiner:
-        self.miner = SimulatedMiner(self.spec, self.reactor)
+        session = self.miner.session_id if self.miner is not None else ""
+        self.miner = SimulatedMiner(self.spec, self.reactor, self.stats, session, self.rng)
+        self.miner.factory = self
         return self.miner
+
+    def clientConnectionLost(self, connector: Any, reason: Any) -> None:
+        if not self.stopping:
+            self.reactor.callLater(1.0, connector.connect)

@@ -45,7 +45,7 @@ def share_check(**overrides: str) -> subprocess.CompletedProcess[str]:
 
 def test_demo_finds_blocks_through_the_pool() -> None:
     run = subprocess.run(
-        [sys.executable, "scripts/demo.py", "--seconds", "6", "--miners", "1"],
+        [sys.executable, "scripts/demo.py", "--seconds", "6", "--miners", "2"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -57,9 +57,16 @@ def test_demo_finds_blocks_through_the_pool() -> None:
     assert int(found.group(2)) >= 1
     assert "every one paying the pool" in run.stdout
     assert "every tenant received exactly its PPLNS credit" in run.stdout, run.stdout
-    statement = run.stdout.split("statement of site main for ", 1)[1]
-    assert re.search(r"^blocks\s+[1-9]", statement, re.M), statement
-    assert re.search(r"^energy_cost\s+\d+\.\d\d$", statement, re.M), statement
+    # The fleet: every tenant's miners mined; restarted ones resumed their sessions.
+    fleet = re.findall(r"^(acme|borealis|greenhouse)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+"
+                       r"(\d+)\s+(\d+)/(\d+)", run.stdout, re.M)  # fmt: skip
+    assert len(fleet) == 3 and all(int(row[2]) > 0 for row in fleet), run.stdout
+    assert sum(int(row[6]) for row in fleet) > 0, "no miner resumed its session"
+    # A statement per tenant and site, with energy priced.
+    statements = run.stdout.split("statements for ", 1)[1]
+    rows = re.findall(r"^\s*(north|south)\s+(acme|borealis|greenhouse)\s.*\s(-?\d+\.\d\d)$",
+                      statements, re.M)  # fmt: skip
+    assert len(rows) == 6, statements
 
 
 def test_share_check_accepts_the_published_share() -> None:
