@@ -419,12 +419,19 @@ def address_to_script(address: str, network: str) -> bytes:
         raise AddressError(address, "leading or trailing whitespace")
 
     sep = address.rfind("1")
+    mixed_case = address.lower() != address and address.upper() != address
     if sep > 0 and address[:sep].lower() in _ALL_HRPS:
-        return _segwit_decode(address, prefixes, network)
+        if not mixed_case:
+            return _segwit_decode(address, prefixes, network)
+        # Mixed case is never bech32, but base58 can start like an HRP: bcoin's regtest
+        # base58 addresses start with R, and "RB1..." reads as the bech32 prefix "rb1".
+        try:
+            return _base58_decode(address, prefixes, network)
+        except AddressError:
+            return _segwit_decode(address, prefixes, network)  # says: mixed case bech32
     if sep > 0 and _looks_like_valid_bech32(address, sep):
         # A well-formed bech32 string with a foreign prefix: say so.
         return _segwit_decode(address, prefixes, network)
-    mixed_case = address.lower() != address and address.upper() != address
     if sep > 0 and not mixed_case and not all(c in _B58_VALUES for c in address):
         # Cannot be base58 and may be bech32: report what is wrong with it as bech32.
         return _segwit_decode(address, prefixes, network)

@@ -623,3 +623,13 @@ def test_address_error_pickles() -> None:
 
 def test_networks_constant() -> None:
     assert NETWORKS == ("main", "test", "regtest")
+
+
+def test_a_base58_regtest_address_that_starts_like_the_bcoin_bech32_prefix() -> None:
+    # bcoin's regtest base58 addresses start with R; "RB1..." also reads as the bech32 prefix
+    # "rb1" (case-insensitively), but mixed case is never bech32: it is base58 (a real
+    # address bcoin handed out, which the pool once refused).
+    script = address_to_script("RB1dw3V5cEwYThjS3dfyz4xbXCqdCqB5FN", "regtest")
+    assert script == bytes.fromhex("76a91412ff2d8dfb53bb0522515761a19fade42acfb3a088ac")
+    with pytest.raises(AddressError, match="mixed case bech32"):
+        address_to_script("rB1qxa7qhr6hdzsp08xkm9r3rf863s8kh4s9auesup", "regtest")
