@@ -538,12 +538,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         row = totals.setdefault(
             factory.spec.tenant,
             {
-                "miners": 0, "connected": 0, "accepted": 0, "rejected": 0, "stale": 0,
-                "duplicate": 0, "blocks": 0, "work": 0.0, "reconnects": 0, "resumed": 0,
+                "miners": 0, "connected": 0, "submitted": 0, "accepted": 0, "rejected": 0,
+                "stale": 0, "duplicate": 0, "blocks": 0, "work": 0.0, "reconnects": 0,
+                "resumed": 0,
             },
         )  # fmt: skip
         row["miners"] += 1
         row["connected"] += int(factory.miner is not None and factory.miner.authorized)
+        row["submitted"] += stats.submitted
         row["accepted"] += stats.accepted
         row["rejected"] += sum(stats.rejected.values())
         row["stale"] += stats.rejected.get(21, 0)

@@ -54,6 +54,7 @@ class MinerStats:
     blocks: int = 0
     unfound: int = 0  # ticks where no share was found within max_tries (difficulty too high)
     work: float = 0.0
+    submitted: int = 0  # every mining.submit sent (answered or not)
     stale_sent: int = 0
     duplicates_sent: int = 0
     connects: int = 0
@@ -101,6 +102,8 @@ class SimulatedMiner(LineOnlyReceiver):
         self, method: str, params: list[Any], then: Callable[[Any, Any], None] | None = None
     ) -> None:
         self._next_id += 1
+        if method == "mining.submit":
+            self.stats.submitted += 1
         if then is not None:
             self._pending[self._next_id] = then
         line = {"id": self._next_id, "method": method, "params": params}

@@ -50,6 +50,21 @@ def base_config(node_url: str, payout_address: str, workdir: Path) -> dict[str, 
     }
 
 
+def fixed_listener(
+    name: str = "main", site: str = "north", start: float = 3e-10, low: float = 1e-11
+) -> dict[str, Any]:
+    """A test listener on a free localhost port without vardiff. Difficulty 3e-10 is below
+    regtest's 4.66e-10: a miner finds shares that are blocks and shares that are not."""
+    return {
+        "name": name,
+        "site": site,
+        "bind": "127.0.0.1",
+        "port": 0,
+        "difficulty": {"start": start, "min": low, "max": max(start, 16)},
+        "vardiff": {"enabled": False},
+    }
+
+
 class ServeProcess:
     """One `python -m pool -c CONFIG serve` process."""
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.farmpool_serve import ServeProcess
+from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.stratum_client import StratumClient
 
 TOKEN = "e2e-admin-token-0123456789"
@@ -34,16 +34,7 @@ def server(
     bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
 ) -> ServeProcess:
     config = dict(bcoin_config)
-    config["listeners"] = [
-        {
-            "name": "main",
-            "site": "north",
-            "bind": "127.0.0.1",
-            "port": 0,
-            "difficulty": {"start": 3e-10, "min": 1e-11, "max": 16},
-            "vardiff": {"enabled": False},
-        }
-    ]
+    config["listeners"] = [fixed_listener()]
     config["api"] = {"bind": "127.0.0.1", "port": 0, "admin_token": TOKEN, "sample_s": 0.5}
     return serve_factory(config)
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from pool.ledger.models import Block, Credit, Tenant
 from tests.conftest import new_postgres_database
-from tests.e2e.farmpool_serve import ServeProcess
+from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.money import MoneyPool
 from tests.e2e.stratum_client import StratumClient, stratum_prevhash
 
@@ -132,16 +132,7 @@ def farm(
             fee = pool.farmpool("tenant", "set", tenant, "--fee-percent", "0.5")
             assert fee.returncode == 0, fee.stderr
         config = dict(pool.config)
-        config["listeners"] = [
-            {
-                "name": "main",
-                "site": "north",
-                "bind": "127.0.0.1",
-                "port": 0,
-                "difficulty": {"start": 3e-10, "min": 1e-11, "max": 16},
-                "vardiff": {"enabled": False},
-            }
-        ]
+        config["listeners"] = [fixed_listener()]
         if node.zmq_hashblock:
             config["node"] = {**config["node"], "zmq_hashblock": node.zmq_hashblock}
         server = serve_factory(config)

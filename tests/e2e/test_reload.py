@@ -14,21 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.farmpool_serve import ServeProcess
+from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.stratum_client import ConnectionClosed, StratumClient
-
-DIFFICULTY = {"start": 3e-10, "min": 1e-11, "max": 16}
-
-
-def listener(name: str, site: str = "north") -> dict[str, Any]:
-    return {
-        "name": name,
-        "site": site,
-        "bind": "127.0.0.1",
-        "port": 0,
-        "difficulty": DIFFICULTY,
-        "vardiff": {"enabled": False},
-    }
 
 
 def reload(server: ServeProcess, config: dict[str, Any], count: int) -> dict[str, Any]:
@@ -52,7 +39,7 @@ def test_sighup_adds_and_removes_listeners_and_tenants_without_dropping_miners(
     bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
 ) -> None:
     config = json.loads(json.dumps(bcoin_config))
-    config["listeners"] = [listener("first")]
+    config["listeners"] = [fixed_listener("first")]
     server = serve_factory(config)
     miner = StratumClient(server.port("first"), log=server.log_tail)
     miner.start("acme.rig1")
@@ -62,7 +49,7 @@ def test_sighup_adds_and_removes_listeners_and_tenants_without_dropping_miners(
     assert refused.authorize("initech.rig1")["result"] is not True  # not a tenant yet
 
     # Add a listener on another site and a tenant.
-    config["listeners"] = [listener("first"), listener("second", site="south")]
+    config["listeners"] = [fixed_listener("first"), fixed_listener("second", site="south")]
     config["tenants"] = [*config["tenants"], {"name": "initech"}]
     event = reload(server, config, 1)
     assert event["event"] == "reloaded", event
@@ -73,7 +60,7 @@ def test_sighup_adds_and_removes_listeners_and_tenants_without_dropping_miners(
     mines(miner)  # the miner connected before the reload mines on
 
     # Remove the first listener: it stops accepting, its connected miner stays.
-    config["listeners"] = [listener("second", site="south")]
+    config["listeners"] = [fixed_listener("second", site="south")]
     event = reload(server, config, 2)
     assert event["event"] == "reloaded" and set(event["ports"]) == {"second"}, event
     mines(miner)

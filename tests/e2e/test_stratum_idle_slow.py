@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.farmpool_serve import ServeProcess
+from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.stratum_client import StratumClient
 
 IDLE_S = 2.0
@@ -26,15 +26,7 @@ def server(
     bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
 ) -> ServeProcess:
     config = dict(bcoin_config)
-    config["listeners"] = [
-        {
-            "name": "main",
-            "bind": "127.0.0.1",
-            "port": 0,
-            "difficulty": {"start": 3e-10, "min": 1e-11, "max": 16},
-            "vardiff": {"enabled": False},
-        }
-    ]
+    config["listeners"] = [fixed_listener()]
     config["stratum"] = {"idle_timeout_s": IDLE_S, "max_send_buffer_bytes": 65536}
     return serve_factory(config)
 

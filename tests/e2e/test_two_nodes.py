@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 
 from pool.ledger.models import Node, Share
 from tests.conftest import new_postgres_database
-from tests.e2e.farmpool_serve import ServeProcess
+from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.money import MoneyPool
 from tests.e2e.stratum_client import StratumClient, stratum_prevhash
 
@@ -44,16 +44,7 @@ def nodes(
             config: dict[str, Any] = json.loads(json.dumps(pool.config))
             config["node_name"] = name
             config["data_dir"] = str(workdir / name)
-            config["listeners"] = [
-                {
-                    "name": "main",
-                    "site": "north",
-                    "bind": "127.0.0.1",
-                    "port": 0,
-                    "difficulty": {"start": 3e-10, "min": 1e-11, "max": 16},
-                    "vardiff": {"enabled": False},
-                }
-            ]
+            config["listeners"] = [fixed_listener()]
             servers.append(serve_factory(config))
         yield pool, servers
         for server in servers:
