@@ -104,9 +104,7 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     settings = _base()._settings(args)
 
     def run() -> int:
-        from sqlalchemy import select
-
-        from pool.ledger.models import Block
+        from pool.api.queries import blocks
 
         with _engine(settings) as engine:
             if args.action == "update":
@@ -115,47 +113,23 @@ def cmd_blocks(args: argparse.Namespace) -> int:
                 for error in errors:
                     print(f"ERROR: {error}")
                 return 1 if errors else 0
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    select(
-                        Block.height,
-                        Block.hash,
-                        Block.status,
-                        Block.confirmations,
-                        Block.reward_sat,
-                        Block.scheme,
-                        Block.created_at,
-                    ).order_by(Block.height.desc(), Block.id.desc())
-                ).all()
+            rows = blocks(engine, limit=None)
         if args.json:
-            print(
-                json.dumps(
-                    [
-                        {
-                            "height": r.height,
-                            "hash": r.hash,
-                            "status": r.status,
-                            "confirmations": r.confirmations,
-                            "reward_sat": r.reward_sat,
-                            "scheme": r.scheme,
-                            "found_at": r.created_at.isoformat(),
-                        }
-                        for r in rows
-                    ]
-                )
-            )
+            print(json.dumps(rows))
             return 0
         _base()._print_table(
-            ["HEIGHT", "HASH", "STATUS", "CONF", "REWARD BTC", "SPLIT", "FOUND (UTC)"],
+            ["HEIGHT", "HASH", "STATUS", "CONF", "REWARD BTC", "SPLIT", "TENANT", "SITE", "FOUND"],
             [
                 [
-                    str(r.height),
-                    r.hash,
-                    r.status,
-                    str(r.confirmations),
-                    btc(r.reward_sat),
-                    r.scheme or "-",
-                    _base()._when(r.created_at),
+                    str(r["height"]),
+                    r["hash"],
+                    r["status"],
+                    str(r["confirmations"]),
+                    btc(r["reward_sat"]),
+                    r["scheme"] or "-",
+                    r["tenant"],
+                    r["site"],
+                    r["found_at"],
                 ]
                 for r in rows
             ],

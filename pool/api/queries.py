@@ -120,24 +120,28 @@ def workers(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]
     return out
 
 
-def blocks(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+def blocks(engine: Engine, limit: int | None = 100) -> list[dict[str, Any]]:
+    """The blocks the pool found, newest first (`farmpool blocks list` and the API)."""
+    query = (
+        select(
+            Block.height,
+            Block.hash,
+            Block.status,
+            Block.confirmations,
+            Block.reward_sat,
+            Block.scheme,
+            Block.created_at,
+            Tenant.name,
+            Site.name,
+        )
+        .join(Tenant, Tenant.id == Block.tenant_id)
+        .join(Site, Site.id == Block.site_id)
+        .order_by(Block.height.desc(), Block.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                Block.height,
-                Block.hash,
-                Block.status,
-                Block.confirmations,
-                Block.reward_sat,
-                Block.created_at,
-                Tenant.name,
-                Site.name,
-            )
-            .join(Tenant, Tenant.id == Block.tenant_id)
-            .join(Site, Site.id == Block.site_id)
-            .order_by(Block.id.desc())
-            .limit(limit)
-        ).all()
+        rows = conn.execute(query).all()
     return [
         {
             "height": h,
@@ -145,11 +149,12 @@ def blocks(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
             "status": status,
             "confirmations": conf,
             "reward_sat": reward,
+            "scheme": scheme,
             "found_at": _iso(found),
             "tenant": tenant,
             "site": site,
         }
-        for h, hash_, status, conf, reward, found, tenant, site in rows
+        for h, hash_, status, conf, reward, scheme, found, tenant, site in rows
     ]
 
 

@@ -188,6 +188,12 @@ def test_pplns_block_matures_and_the_payout_lands_in_the_tenants_addresses(farm:
     farm.sync()
     assert "1 mature" in farm.update()
     assert farm.block_row(block).status == "mature"
+    listed = farm.pool.farmpool("blocks", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [entry] = [b for b in json.loads(listed.stdout) if b["hash"] == block]
+    assert (entry["status"], entry["scheme"], entry["tenant"]) == ("mature", "pplns", "acme")
+    table = farm.pool.farmpool("blocks", "list")
+    assert table.returncode == 0 and block in table.stdout and "mature" in table.stdout
     assert {s for _, _, s in farm.credits(block).values()} == {"mature"}
     # Bitcoin Core's wallet (and the SV node's) spends a coinbase one block later than
     # consensus allows; on a fresh chain the pool's block is the wallet's only mature coin.
