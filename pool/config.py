@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from pool.chain.addresses import NETWORKS, AddressError, address_to_script
+from pool.netlists import parse_networks
 
 T = TypeVar("T")
 
@@ -108,15 +109,27 @@ class ListenerSettings:
     #: The listener sits behind a load balancer that sends a PROXY protocol (v1 or v2)
     #: header first: its source address is the miner's, for limits and bans.
     proxy_protocol: bool = False
+    #: Addresses or CIDR blocks of the load balancers whose PROXY header is believed; a
+    #: connection from anywhere else to a proxy_protocol listener is refused.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class BanSettings:
-    """Temporary bans for a flood of invalid shares from one address."""
+    """Closing a session that floods the pool with invalid shares or messages, and banning
+    its worker or its address when that keeps happening (pool/stratum/admission.py)."""
 
+    #: A session whose invalid shares and messages reach this (weighted) within window_s is
+    #: closed.
     invalid_shares: int = 100
     window_s: float = 60.0
+    #: How long a worker (at one address) or an address stays banned.
     ban_s: float = 600.0
+    #: What a stale share (unknown job) counts toward invalid_shares.
+    stale_weight: float = 0.1
+    #: Sessions closed within window_s before the worker (the same one again) or the address
+    #: (as many different workers or unauthorized sessions) is banned.
+    sessions_per_address: int = 3
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,10 @@ class StratumSettings:
     idle_timeout_s: float = 900.0
     #: A client that does not read what the pool sends: closed once this much waits for it.
     max_send_buffer_bytes: int = 1 << 20
+    #: Workers one connection may authorize (proxies authorize several).
+    max_workers_per_session: int = 64
+    #: Addresses or CIDR blocks that are never banned (a farm site's NAT address, say).
+    trusted_networks: tuple[str, ...] = ()
     ban: BanSettings = BanSettings()
 
 
@@ -542,7 +559,16 @@ def _listener(path: str, item: Any, sites: tuple[str, ...]) -> ListenerSettings:
         max_difficulty=high,
         vardiff=_vardiff(sec.section("vardiff")),
         proxy_protocol=sec.take("proxy_protocol", False, _flag),
+        trusted_proxies=sec.take("trusted_proxies", (), _networks),
     )
+    if listener.proxy_protocol and not listener.trusted_proxies:
+        raise ConfigError(
+            sec.key("trusted_proxies"),
+            "missing: a proxy_protocol listener believes PROXY headers only from these "
+            "addresses or CIDR blocks (its load balancers)",
+        )
+    if listener.trusted_proxies and not listener.proxy_protocol:
+        raise ConfigError(sec.key("trusted_proxies"), "only for a listener with proxy_protocol")
     if "tls" in sec.data:
         certificate, key = _tls(sec.section("tls"))
         listener = replace(listener, tls_certificate=certificate, tls_key=key)
@@ -588,6 +614,21 @@ def _listeners(path: str, value: Any, sites: tuple[str, ...]) -> tuple[ListenerS
     return listeners
 
 
+def _networks(path: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(path, f"expected a list of addresses or CIDR blocks, got {_kind(value)}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"{path}[{i}]", f"expected an address or CIDR block, got {_kind(item)}"
+            )
+        try:
+            parse_networks([item])
+        except ValueError as exc:
+            raise ConfigError(f"{path}[{i}]", str(exc)) from None
+    return tuple(item.strip() for item in value)
+
+
 def _stratum(sec: _Section) -> StratumSettings:
     d = StratumSettings()
     ban = sec.section("ban")
@@ -595,6 +636,10 @@ def _stratum(sec: _Section) -> StratumSettings:
         invalid_shares=ban.take("invalid_shares", d.ban.invalid_shares, _integer(1, 10**6)),
         window_s=ban.take("window_s", d.ban.window_s, _number(1, 86400)),
         ban_s=ban.take("ban_s", d.ban.ban_s, _number(0, 7 * 86400)),
+        stale_weight=ban.take("stale_weight", d.ban.stale_weight, _number(0, 1)),
+        sessions_per_address=ban.take(
+            "sessions_per_address", d.ban.sessions_per_address, _integer(1, 10**6)
+        ),
     )
     ban.finish()
     s = StratumSettings(
@@ -613,6 +658,10 @@ def _stratum(sec: _Section) -> StratumSettings:
         max_send_buffer_bytes=sec.take(
             "max_send_buffer_bytes", d.max_send_buffer_bytes, _integer(4096, 1 << 30)
         ),
+        max_workers_per_session=sec.take(
+            "max_workers_per_session", d.max_workers_per_session, _integer(1, 100_000)
+        ),
+        trusted_networks=sec.take("trusted_networks", d.trusted_networks, _networks),
         ban=bans,
     )
     sec.finish()

@@ -376,38 +376,6 @@ class HeaderWork:
         ).digest()
         return digest, int.from_bytes(digest, "little")
 
-    def validate(
-        self,
-        extranonce1: bytes,
-        extranonce2_hex: str,
-        ntime_hex: str,
-        nonce_hex: str,
-        version_bits_hex: str | None,
-        version_mask: int,
-        share_target: int,
-    ) -> tuple[bytes, int, bool]:
-        """A submit's hex fields to (hash, value, meets share target); ShareError if malformed.
-
-        This is the whole hashing-core cost of one `mining.submit`; the caller compares
-        `value` with `network_target` only when the share meets its own target.
-        """
-        try:
-            extranonce2 = bytes.fromhex(extranonce2_hex)
-            ntime = int(ntime_hex, 16)
-            nonce = int(nonce_hex, 16)
-            bits = None if version_bits_hex is None else int(version_bits_hex, 16)
-        except (ValueError, TypeError):
-            raise ShareError("extranonce2, ntime, nonce and version must be hex") from None
-        if len(ntime_hex) != 8 or len(nonce_hex) != 8:
-            raise ShareError("ntime and nonce must be 8 hex digits")
-        if 2 * len(extranonce2) != len(extranonce2_hex):  # fromhex skips white space
-            raise ShareError("extranonce2 must be hex digits only")
-        if bits is not None and (len(version_bits_hex or "") != 8):
-            raise ShareError("version bits must be 8 hex digits")
-        version = self.version if bits is None else self.rolled_version(bits, version_mask)
-        digest, value = self.hash_share(extranonce1, extranonce2, ntime, nonce, version)
-        return digest, value, value <= share_target
-
     def explain_share(
         self,
         extranonce1: bytes,

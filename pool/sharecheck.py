@@ -12,18 +12,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pool.config import StratumSettings
 from pool.hashing import (
     BIP320_VERSION_MASK,
     HeaderWork,
-    ShareError,
     bits_to_difficulty,
     difficulty_to_target,
     stratum_prevhash_to_header,
 )
 from pool.hexfields import HexError, parse_hex
+from pool.stratum.judge import Submit, SubmitError, judge, ntime_window
+from pool.stratum.judge import parse_submit as parse_submit_params
 
-#: An ntime more than this past the job's is refused (pools compare with their clock).
-NTIME_AHEAD_S = 7200
 MAX_EXTRANONCE2 = 8
 
 
@@ -42,16 +42,6 @@ class Notify:
     nbits: int
     ntime: int
     clean: bool
-
-
-@dataclass(frozen=True)
-class Submit:
-    worker: str
-    job_id: str
-    extranonce2: bytes
-    ntime: int
-    nonce: int
-    version_bits: int | None
 
 
 def _message(text: str, option: str, method: str) -> list[Any]:
@@ -106,28 +96,21 @@ def parse_notify(text: str) -> Notify:
 
 
 def parse_submit(text: str, extranonce2_size: int) -> Submit:
+    """The whole `mining.submit` message, parsed as the pool parses it."""
     option = "--submit"
     p = _message(text, option, "mining.submit")
-    if len(p) not in (5, 6):
-        raise InputError(f"{option}: mining.submit has 5 or 6 params, got {len(p)}")
-    for i, name in ((0, "worker"), (1, "job_id")):
-        if not isinstance(p[i], str):
-            raise InputError(f"{option} params[{i}] ({name}): expected text")
-    return Submit(
-        worker=p[0],
-        job_id=p[1],
-        extranonce2=_hex(option, 2, "extranonce2", p[2], extranonce2_size),
-        ntime=_u32(option, 3, "ntime", p[3]),
-        nonce=_u32(option, 4, "nonce", p[4]),
-        version_bits=_u32(option, 5, "version_bits", p[5]) if len(p) == 6 else None,
-    )
+    try:
+        return parse_submit_params(p, extranonce2_size)
+    except SubmitError as exc:
+        where = option if exc.index is None else f"{option} params[{exc.index}] ({exc.field})"
+        raise InputError(f"{where}: {exc.message}") from None
 
 
 def parse_extranonce1(text: str) -> bytes:
     try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise InputError(f"--extranonce1: not hex: {text!r}") from None
+        raw = parse_hex(text)
+    except HexError as exc:
+        raise InputError(f"--extranonce1: {exc}") from None
     if not 1 <= len(raw) <= 16:
         raise InputError(f"--extranonce1: expected 1 to 16 bytes, got {len(raw)}")
     return raw
@@ -156,12 +139,9 @@ def parse_mask(text: str | None) -> int:
     if text is None:
         return BIP320_VERSION_MASK
     try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise InputError(f"--version-mask: not hex: {text!r}") from None
-    if len(raw) != 4:
-        raise InputError(f"--version-mask: expected 8 hex digits, got {text!r}")
-    return int.from_bytes(raw, "big")
+        return int.from_bytes(parse_hex(text, 4), "big")
+    except HexError as exc:
+        raise InputError(f"--version-mask: {exc}") from None
 
 
 def check_share(
@@ -171,40 +151,38 @@ def check_share(
     difficulty: float,
     version_mask: int,
 ) -> dict[str, Any]:
-    """Hash the share and give every intermediate and the verdict as a JSON-able dict."""
+    """Hash the share and give every intermediate and the verdict as a JSON-able dict.
+
+    The verdict is the pool's own (pool/stratum/judge.py), with what a replay cannot know
+    taken as the notify gives it: the job is the one the submit names or not, the ntime
+    window runs from 0 (the template's mintime is not in a notify) to the job's ntime plus
+    the pool's default `ntime_ahead_s`, and no share was seen before."""
     work = HeaderWork(
         notify.coinb1, notify.coinb2, notify.branch, notify.version, notify.prevhash, notify.nbits
     )
-    reasons: list[str] = []
-    if submit.job_id != notify.job_id:
-        reasons.append(
-            f"job not found: submit names job {submit.job_id!r}, the job is {notify.job_id!r}"
-        )
-    if submit.ntime > notify.ntime + NTIME_AHEAD_S:
-        reasons.append(
-            f"ntime {submit.ntime:08x} is more than {NTIME_AHEAD_S} s "
-            f"after the job's {notify.ntime:08x}"
-        )
-    try:
-        version = work.rolled_version(submit.version_bits, version_mask)
-    except ShareError as exc:
-        reasons.append(str(exc))
-        version = work.version
-    share = work.explain_share(extranonce1, submit.extranonce2, submit.ntime, submit.nonce, version)
     share_target = difficulty_to_target(difficulty)
-    meets_difficulty = share.value <= share_target
-    meets_network = share.value <= work.network_target
-    if not meets_difficulty:
-        reasons.append(
-            f"low difficulty share: {share.difficulty:.6g} "
-            f"is below the pool difficulty {difficulty:g}"
-        )
+    verdict = judge(
+        work,
+        extranonce1,
+        submit,
+        version_mask=version_mask,
+        difficulty=difficulty,
+        share_target=share_target,
+        grace=None,
+        ntime_range=ntime_window(0, notify.ntime, None, StratumSettings().ntime_ahead_s),
+    )
+    reason = verdict.reason
+    if submit.job_id != notify.job_id:  # the pool answers this first (error 21)
+        reason = f"job not found: submit names job {submit.job_id!r}, the job is {notify.job_id!r}"
+    share = work.explain_share(
+        extranonce1, submit.extranonce2, submit.ntime, submit.nonce, verdict.version
+    )
     return {
         "job_id": notify.job_id,
         "coinbase": (share.coinbase or b"").hex(),
         "merkle_root": share.merkle_root[::-1].hex(),
         "merkle_root_internal": share.merkle_root.hex(),
-        "version": f"{version:08x}",
+        "version": f"{verdict.version:08x}",
         "header": share.header.hex(),
         "hash": share.hash_hex,
         "share_difficulty": share.difficulty,
@@ -212,10 +190,10 @@ def check_share(
         "share_target": f"{share_target:064x}",
         "network_target": f"{work.network_target:064x}",
         "network_difficulty": bits_to_difficulty(notify.nbits),
-        "meets_difficulty": meets_difficulty,
-        "meets_network": meets_network,
-        "verdict": "rejected" if reasons else "accepted",
-        "reason": "; ".join(reasons) if reasons else None,
+        "meets_difficulty": share.value <= share_target,
+        "meets_network": share.value <= work.network_target,
+        "verdict": "rejected" if reason else "accepted",
+        "reason": reason,
     }
 
 

@@ -6,7 +6,8 @@ Deferreds, so the reactor never waits on the database. Read-only by default and 
 localhost by default (`api.bind`); the admin endpoints (ban, unban, kick) need
 `Authorization: Bearer <api.admin_token>` and are off when no token is configured.
 
-    GET  /health                 200 {"status": "ok", ...} while the node serves jobs, else 503
+    GET  /health                 200 {"status": "ok", ...} while the node serves jobs and the
+                                 ledger writer takes shares, else 503 with the problems
     GET  /metrics                Prometheus text (pool/api/metrics.py)
     GET  /api/pool               live figures of this node
     GET  /api/sites | /api/tenants | /api/workers | /api/blocks | /api/payouts
@@ -169,13 +170,24 @@ class Api(resource.Resource):
     # --- reads -------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """ok while the node has a job and is not stopping (a container's health check)."""
-        job_age = time.time() - self.stratum.job_at if self.stratum.job_at else None
-        healthy = job_age is not None and not self.stratum.stopping
+        """ok while the node has a job, the server is not stopping and the ledger writer is
+        alive and taking shares (a container's health check); else the problems."""
+        s = self.stratum
+        job_age = time.time() - s.job_at if s.job_at else None
+        problems = []
+        if job_age is None:
+            problems.append("no job from the node yet")
+        if s.stopping:
+            problems.append("stopping")
+        ledger = self.writer.problem() if self.writer is not None else None
+        if ledger is not None:
+            problems.append(ledger)
         return {
-            "status": "ok" if healthy else "unavailable",
+            "status": "unavailable" if problems else "ok",
+            "problems": problems,
             "job_age_s": None if job_age is None else round(job_age, 3),
-            "sessions": len(self.stratum.sessions),
+            "sessions": len(s.sessions),
+            "ledger_queue": self.writer.queue_depth if self.writer is not None else None,
         }
 
     def pool(self) -> dict[str, Any]:
@@ -190,7 +202,7 @@ class Api(resource.Resource):
             "job_age_s": round(time.time() - s.job_at, 3) if s.job_at else None,
             "stats": dict(s.stats),
             "hashrate_hs": self.history.latest(),
-            "banned": {ip: round(until - s.clock(), 1) for ip, until in s.banned.items()},
+            "banned": {ip: round(left, 1) for ip, left in s.banned().items()},
             "ledger_queue": self.writer.queue_depth if self.writer is not None else None,
             "spool_bytes": self.writer.spool.size() if self.writer is not None else None,
         }
@@ -214,12 +226,13 @@ class Api(resource.Resource):
             or not 1 <= seconds <= 30 * 86400
         ):
             raise ApiError(400, "seconds: a number from 1 to 2592000")
-        self.stratum.ban(ip, float(seconds), "banned by an admin through the API")
+        if not self.stratum.ban(ip, float(seconds), "banned by an admin through the API"):
+            raise ApiError(409, f"ip: {ip} is in stratum.trusted_networks, which are never banned")
         return {"banned": ip, "seconds": seconds}
 
     def unban(self, data: dict[str, Any]) -> dict[str, Any]:
         ip = self._ip(data)
-        return {"unbanned": ip, "was_banned": self.stratum.banned.pop(ip, None) is not None}
+        return {"unbanned": ip, "was_banned": self.stratum.unban(ip)}
 
     def kick(self, data: dict[str, Any]) -> dict[str, Any]:
         worker, session_id = data.get("worker"), data.get("session")
@@ -227,12 +240,15 @@ class Api(resource.Resource):
             raise ApiError(400, "give exactly one of worker (tenant.worker) or session")
         kicked = 0
         for session in list(self.stratum.sessions):
-            name = session.submit_worker
-            full = f"{name.tenant}.{name.worker}" if name is not None else None
-            if (worker is not None and full == worker) or (
+            # Every worker the session authorized (a proxy authorizes several), whether or
+            # not it has submitted yet; names as the miner sent them, or as tenant.worker.
+            names = set(session.workers) | {
+                f"{w.tenant}.{w.worker}" for w in session.workers.values()
+            }
+            if (worker is not None and worker in names) or (
                 session_id is not None and session.extranonce1.hex() == str(session_id).lower()
             ):
-                session.protocol.transport.loseConnection()
+                session.protocol.close()
                 kicked += 1
         if not kicked:
             raise ApiError(404, "no such session")

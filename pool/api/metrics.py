@@ -147,9 +147,53 @@ def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory) -> str:
         [({}, round(time.time() - server.job_at, 3))] if server.job_at else [],
     )
     out.metric(
-        "farmpool_banned_addresses", "gauge", "Addresses banned now.", [({}, len(server.banned))]
+        "farmpool_banned_addresses", "gauge", "Addresses banned now.", [({}, len(server.banned()))]
+    )
+    counted = (
+        ("farmpool_connections_refused_total", "Connections refused, by reason.", "refused_"),
+        ("farmpool_sessions_closed_total", "Sessions the pool closed, by reason.", "closed_"),
+        ("farmpool_bans_total", "Bans, by scope (a worker at an address, an address).", "bans_"),
+    )
+    for name, help_text, prefix in counted:
+        out.metric(
+            name,
+            "counter",
+            help_text,
+            [
+                ({"reason" if prefix != "bans_" else "scope": key[len(prefix) :]}, value)
+                for key, value in sorted(stats.items())
+                if key.startswith(prefix)
+            ],
+        )
+    out.metric(
+        "farmpool_authorizes_refused_total",
+        "counter",
+        "mining.authorize requests refused (unknown tenant, bad name, too many workers, banned).",
+        [({}, stats.get("authorize_refused", 0))],
+    )
+    out.metric(
+        "farmpool_replies_dropped_total",
+        "counter",
+        "Replies that were ready after their connection had gone (dropped).",
+        [({}, stats.get("replies_dropped", 0))],
+    )
+    out.metric(
+        "farmpool_internal_errors_total",
+        "counter",
+        "Exceptions a loop survived, by where (logged once per kind).",
+        [
+            ({"where": "sweep"}, stats.get("sweep_errors", 0)),
+            ({"where": "sweep_session"}, stats.get("sweep_session_errors", 0)),
+            ({"where": "ledger_writer"}, writer.stats.get("internal_errors", 0) if writer else 0),
+        ],
     )
     if writer is not None:
+        out.metric(
+            "farmpool_ledger_writer_up",
+            "gauge",
+            "1 while the ledger writer is alive and taking records, else 0 (see /health).",
+            [({}, 0 if writer.problem() else 1)],
+        )
         out.metric(
             "farmpool_ledger_queue_depth",
             "gauge",

@@ -26,9 +26,6 @@ from pool.hashing import (
     u32_to_hex,
 )
 
-#: Shares may carry an ntime this far past the node's clock reading (as pools accept).
-MAX_NTIME_AHEAD_S = 7200
-
 
 @dataclass(eq=False)
 class Job:
@@ -63,14 +60,6 @@ class Job:
     @property
     def ntime(self) -> int:
         return self.template.curtime
-
-    def ntime_allowed(
-        self, ntime: int, now: float | None = None, ahead_s: int = MAX_NTIME_AHEAD_S
-    ) -> bool:
-        """ntime from the template's mintime up to the clock (or curtime) plus `ahead_s`."""
-        wall = time.time() if now is None else now
-        latest = max(self.template.curtime, int(wall)) + ahead_s
-        return self.template.mintime <= ntime <= latest
 
     def notify_params(self, clean: bool | None = None) -> list[Any]:
         """`mining.notify` params, as miners expect them."""

@@ -19,6 +19,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: The kind `read_from` gives a line that is not JSON (`{"t": UNREADABLE, "line": ...}`).
+UNREADABLE = "unreadable"
+
 
 class Spool:
     """Append-only JSON-lines file of ledger records."""
@@ -56,7 +59,8 @@ class Spool:
 
         Only the writer that appends reads, so a last line without its newline at the end of the
         file is torn (the process died writing it, before the fsync that would have
-        acknowledged it): it is skipped.
+        acknowledged it): it is skipped. A line that is not JSON comes back as
+        `{"t": UNREADABLE, "line": ...}`.
         """
         try:
             with self.path.open("rb") as file:
@@ -74,16 +78,15 @@ class Spool:
                 "spool %s: skipping a torn last line (%d bytes)", self.path, len(data) - cut
             )
             consumed = len(data)
-        records = []
+        records: list[dict[str, Any]] = []
         for line in data[:cut].split(b"\n"):
             if not line:
                 continue
             try:
                 records.append(json.loads(line))
-            except ValueError:
-                log.error(
-                    "spool %s: a line that is not JSON was skipped: %r", self.path, line[:200]
-                )
+            except (ValueError, RecursionError):
+                # Not a record: handed on as it is, for the reader to quarantine.
+                records.append({"t": UNREADABLE, "line": line.decode("utf-8", "backslashreplace")})
         return records, offset + consumed
 
     def read(self) -> Iterator[dict[str, Any]]:

@@ -12,6 +12,7 @@ Rejected-share counts are summed in memory and written every few seconds.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -28,7 +29,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from twisted.internet import defer
 
 from pool.ledger.models import Block, Node, Share, ShareReject, Site, Tenant, Worker
-from pool.ledger.records import ShareRecord
+from pool.ledger.records import (
+    RecordError,
+    ShareRecord,
+    checked_int,
+    checked_name,
+    checked_time,
+)
 from pool.ledger.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -40,9 +47,17 @@ log = logging.getLogger(__name__)
 WORK_PER_DIFFICULTY = 2**16
 
 
+class NotRecorded(RuntimeError):
+    """A record the ledger could not keep (the share's Deferred fails with it)."""
+
+
 def work_of(difficulty: float) -> int:
-    """Expected hashes for a share of this difficulty, as a whole number (at least 1)."""
-    return max(1, round(difficulty * WORK_PER_DIFFICULTY))
+    """Expected hashes for a share of this difficulty, as a whole number (at least 1);
+    RecordError for a difficulty that is not a finite number."""
+    try:
+        return max(1, round(difficulty * WORK_PER_DIFFICULTY))
+    except (ValueError, OverflowError, TypeError):
+        raise RecordError(f"difficulty: cannot credit {difficulty!r}") from None
 
 
 @dataclass(slots=True)
@@ -76,20 +91,49 @@ class BlockRecord:
             "time": self.time,
         }
 
+    def check(self) -> None:
+        """RecordError if a field could not be stored as it is."""
+        if not isinstance(self.hash, str) or len(self.hash) != 64:
+            raise RecordError("hash: expected 64 hex digits")
+        try:
+            bytes.fromhex(self.hash)
+        except ValueError:
+            raise RecordError("hash: not hex") from None
+        checked_int(self.height, "height", 0, 2**31 - 1)
+        checked_int(self.reward_sat, "reward_sat", 0, 21_000_000 * 100_000_000)
+        checked_name(self.tenant, "tenant")
+        checked_name(self.worker, "worker")
+        checked_name(self.site, "site")
+        if not isinstance(self.accepted, bool):
+            raise RecordError("accepted: expected true or false")
+        if self.node_answer is not None and not isinstance(self.node_answer, str):
+            raise RecordError("node_answer: expected text or null")
+        checked_time(self.time)
+        checked_int(self.share_id, "share_id", 0, 2**63 - 1)
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> BlockRecord:
-        return cls(
-            d["hash"],
-            int(d["height"]),
-            int(d["reward_sat"]),
-            d["tenant"],
-            d["worker"],
-            d["site"],
-            bool(d["accepted"]),
-            d["node_answer"],
-            float(d["time"]),
-            int(d.get("share_id") or 0),
-        )
+        """A spooled block, every field checked (RecordError names the first bad one)."""
+        if not isinstance(d, dict):
+            raise RecordError(f"expected an object, got {type(d).__name__}")
+        try:
+            record = cls(
+                d["hash"],
+                d["height"],
+                d["reward_sat"],
+                d["tenant"],
+                d["worker"],
+                d["site"],
+                d["accepted"],
+                d["node_answer"],
+                d["time"],
+                d.get("share_id") or 0,
+            )
+        except KeyError as exc:
+            raise RecordError(f"{exc.args[0]}: missing") from None
+        record.time = checked_time(record.time)
+        record.check()
+        return record
 
 
 Record = ShareRecord | BlockRecord
@@ -105,6 +149,12 @@ LINGER_S = 0.002
 
 #: Share ids are `node_id << ID_SHIFT | sequence`.
 ID_SHIFT = 48
+
+#: /health fails when records have waited this long without the writer taking any.
+STUCK_AFTER_S = 10.0
+
+#: Distinct internal errors logged with their traceback (later ones are only counted).
+LOGGED_ERRORS_MAX = 100
 
 _SHARE_COLUMNS = (
     "id, hash, node_id, worker_id, tenant_id, site_id, job_id, height, difficulty, "
@@ -160,6 +210,8 @@ class LedgerWriter:
         self._work_cache: dict[float, int] = {}
         self._time_second = -1
         self._time_prefix = ""
+        self._moved_at = time.monotonic()  # when the writer last took records off the queue
+        self._logged_errors: set[str] = set()
         # Workers this writer inserted in transactions not committed yet, by connection: a
         # rollback takes their rows and ids away, so the caches must forget them too.
         self._uncommitted: list[tuple[Any, tuple[int, str]]] = []
@@ -227,50 +279,86 @@ class LedgerWriter:
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    def problem(self) -> str | None:
+        """Why the writer is not doing its job (its thread is dead, or records have waited
+        STUCK_AFTER_S without it taking any), or None: for /health."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            return "the ledger writer thread is dead"
+        waited = time.monotonic() - self._moved_at
+        if self._queue and waited > STUCK_AFTER_S:
+            return f"the ledger queue ({len(self._queue)} records) has not moved for {waited:.0f} s"
+        return None
+
+    def _internal_error(self, where: str, exc: BaseException) -> None:
+        """A failure that is not the database's: counted, logged once per kind with its
+        traceback (never a log line per batch), and survived."""
+        self.stats["internal_errors"] += 1
+        key = f"{where}: {type(exc).__name__}: {str(exc)[:200]}"
+        if key in self._logged_errors:
+            return
+        if len(self._logged_errors) < LOGGED_ERRORS_MAX:
+            self._logged_errors.add(key)
+        log.error("ledger writer, %s (counted from now on, not logged again)", key, exc_info=exc)
+
     # --- the thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        last_rejects = last_retry = last_names = time.monotonic()
+        now = time.monotonic()
+        self._last_rejects = self._last_retry = self._last_names = now
         while True:
-            if self._queue or self._stopping:
-                pass
-            elif time.monotonic() - self._last_work < IDLE_AFTER_S:
-                # Busy: look again in a moment. Polling costs a wake-up per ms; waking the
-                # thread per share cost a futex per share and a fight for the GIL.
-                time.sleep(POLL_S)
-            else:
-                self._idle = True
-                if not self._queue:
-                    self._wake.wait(0.5)
-                self._wake.clear()
-                self._idle = False
-            now = time.monotonic()
-            if not self.db_ok and now - last_retry >= self.retry_s:
-                last_retry = now
-                self._try_recover()
-            if 0 < len(self._queue) < LINGER_BELOW and not self._stopping:
-                # A few shares only: give the next ones a moment to join this commit. A commit
-                # per handful of shares costs far more CPU than the 2 ms cost the replies.
-                time.sleep(LINGER_S)
-            if self._queue:
-                self._last_work = time.monotonic()
-            while self._queue:
-                batch: list[tuple[Record, defer.Deferred[None]]] = []
-                while self._queue and len(batch) < self.batch_max:
-                    batch.append(self._queue.popleft())
-                self._write(batch)
-            if self.db_ok and self.spool.size() and self._replay_step():
-                self._wake.set()  # more to load: come straight back after the fresh shares
-            if now - last_rejects >= self.rejects_every_s:
-                last_rejects = now
-                self._flush_rejects()
-            if self.db_ok and now - last_names >= 10.0:
-                last_names = now
-                self._refresh_tenants()
-            if self._stopping and not self._queue:
-                return
+            try:
+                if self._pass():
+                    return
+            except Exception as exc:  # the thread must outlive any one failure
+                self._internal_error("the writer loop", exc)
+                if self._stopping and not self._queue:
+                    return
+                time.sleep(0.05)
+
+    def _pass(self) -> bool:
+        """One pass of the writer loop; True once it is stopping and everything is written."""
+        if self._queue or self._stopping:
+            pass
+        elif time.monotonic() - self._last_work < IDLE_AFTER_S:
+            # Busy: look again in a moment. Polling costs a wake-up per ms; waking the
+            # thread per share cost a futex per share and a fight for the GIL.
+            time.sleep(POLL_S)
+        else:
+            self._idle = True
+            if not self._queue:
+                self._wake.wait(0.5)
+            self._wake.clear()
+            self._idle = False
+        now = time.monotonic()
+        if not self.db_ok and now - self._last_retry >= self.retry_s:
+            self._last_retry = now
+            self._try_recover()
+        if 0 < len(self._queue) < LINGER_BELOW and not self._stopping:
+            # A few shares only: give the next ones a moment to join this commit. A commit
+            # per handful of shares costs far more CPU than the 2 ms cost the replies.
+            time.sleep(LINGER_S)
+        if self._queue:
+            self._last_work = time.monotonic()
+        while self._queue:
+            batch: list[tuple[Record, defer.Deferred[None]]] = []
+            while self._queue and len(batch) < self.batch_max:
+                batch.append(self._queue.popleft())
+            self._moved_at = time.monotonic()
+            self._write(batch)
+        self._moved_at = time.monotonic()
+        if self.db_ok and self.spool.size() and self._replay_step():
+            self._wake.set()  # more to load: come straight back after the fresh shares
+        if now - self._last_rejects >= self.rejects_every_s:
+            self._last_rejects = now
+            self._flush_rejects()
+        if self.db_ok and now - self._last_names >= 10.0:
+            self._last_names = now
+            self._refresh_tenants()
+        return self._stopping and not self._queue
 
     def _write(self, batch: list[tuple[Record, defer.Deferred[None]]]) -> None:
+        """Commit a batch, or spool it; its Deferreds fire either way (a record that can never
+        be stored is quarantined and its Deferred fails). Never raises."""
         records = [r for r, _ in batch]
         base = self.node_id << ID_SHIFT
         for r in records:  # the id is the share's idempotency key from here on
@@ -299,16 +387,46 @@ class LedgerWriter:
                     str(exc).splitlines()[0][:300],
                     self.spool.path,
                 )
-        if not done:
-            try:
-                self.spool.append(r.to_json() for r in records)
-                self.stats["spooled"] += len(records)
-            except OSError as exc:
-                log.critical("cannot spool %d records: %s", len(records), exc)
-                error = RuntimeError(f"share not recorded: database and spool both failed: {exc}")
-                self.reactor.callFromThread(_fail_all, [d for _, d in batch], error)
-                return
+            except Exception as exc:
+                # Not the database: a record it cannot take (a bug upstream). Those are set
+                # aside; the others go to the spool, which loads them record by record.
+                self._internal_error("a batch failed", exc)
+                batch = self._set_aside(batch)
+        if not done and not self._spool_batch(batch):
+            return
         self.reactor.callFromThread(_fire_all, [d for _, d in batch])
+
+    def _spool_batch(self, batch: list[tuple[Record, defer.Deferred[None]]]) -> bool:
+        """Append a batch to the spool; False (its Deferreds failed) if the disk refuses."""
+        try:
+            try:
+                self.spool.append(r.to_json() for r, _ in batch)
+            except (TypeError, ValueError, AttributeError) as exc:  # a record, not the disk
+                self._internal_error("spooling a batch", exc)
+                batch[:] = self._set_aside(batch)
+                self.spool.append(r.to_json() for r, _ in batch)
+        except Exception as exc:
+            log.critical("cannot spool %d records: %s", len(batch), exc)
+            error = NotRecorded(f"database and spool both failed: {exc}")
+            self.reactor.callFromThread(_fail_all, [d for _, d in batch], error)
+            return False
+        self.stats["spooled"] += len(batch)
+        return True
+
+    def _set_aside(
+        self, batch: list[tuple[Record, defer.Deferred[None]]]
+    ) -> list[tuple[Record, defer.Deferred[None]]]:
+        """Quarantine the records of a batch that fail their own checks (their Deferreds
+        fail: the miner is not told they were recorded); the rest, to be spooled."""
+        keep = []
+        for record, d in batch:
+            try:
+                record.check()
+                keep.append((record, d))
+            except RecordError as exc:
+                self._quarantine([_as_json(record)], f"not stored: {exc}")
+                self.reactor.callFromThread(_fail_all, [d], NotRecorded(str(exc)))
+        return keep
 
     def _commit(self, records: list[Record], replay: bool) -> None:
         """One transaction on the writer's own connection, kept open between batches (a
@@ -340,29 +458,37 @@ class LedgerWriter:
 
         One chunk per pass of the writer loop, after the fresh shares: a long outage's spool
         never holds up the replies to new shares. The file is emptied once all of it is in.
+        A line that is not a record, or a record that fails its checks, is quarantined with
+        its reason; it never stops the loading (nor the start of the pool).
         """
         items, end = self.spool.read_from(self._spool_offset, max_bytes=self.batch_max * 400)
         records: list[Record] = []
+        loaded: list[dict[str, Any]] = []
         for item in items:
-            kind = item.get("t")
-            if kind == "share":
-                share = ShareRecord.from_json(item)
-                if share.id >> ID_SHIFT == self.node_id:  # never hand this id out again
-                    self._seq = max(self._seq, share.id & ((1 << ID_SHIFT) - 1))
-                records.append(share)
-            elif kind == "block":
-                records.append(BlockRecord.from_json(item))
+            try:
+                record = _from_json(item)
+            except RecordError as exc:
+                self._quarantine([item], f"cannot be loaded: {exc}")
+                continue
+            if type(record) is ShareRecord and record.id >> ID_SHIFT == self.node_id:
+                # never hand this id out again
+                self._seq = max(self._seq, record.id & ((1 << ID_SHIFT) - 1))
+            records.append(record)
+            loaded.append(item)
         try:
             if records:
                 with self.engine.begin() as conn:
                     self._insert(conn, records, replay=True)
         except IntegrityError as exc:
             # Not an outage: these rows can never go in. Keep them for a person, move on.
-            self._quarantine(items, exc)
+            self._quarantine(loaded, f"the database refuses them: {str(exc).splitlines()[0]}")
         except SQLAlchemyError as exc:
             self.db_ok = False
             log.error("loading the spool failed (%s); will try again", str(exc).splitlines()[0])
             return False
+        except Exception as exc:
+            self._internal_error("loading the spool", exc)
+            self._quarantine(loaded, f"loading failed: {type(exc).__name__}: {exc}")
         self._spool_offset = end
         self.stats["replayed"] += len(records)
         if end < self.spool.size():
@@ -374,16 +500,18 @@ class LedgerWriter:
             return False
         return True
 
-    def _quarantine(self, items: list[dict[str, Any]], exc: Exception) -> None:
+    def _quarantine(self, items: list[Any], reason: str) -> None:
+        """Keep records that cannot be stored, with the reason, for a person (the file is
+        JSON lines: {"reason": ..., "record": ...}); a critical log line says where."""
+        if not items:
+            return
         path = self.spool.path.with_name("ledger-quarantine.jsonl")
-        Spool(path).append(items)
+        try:
+            Spool(path).append({"reason": reason[:500], "record": item} for item in items)
+        except (OSError, ValueError) as exc:
+            log.critical("cannot write the quarantine %s: %s", path, exc)
         self.stats["quarantined"] += len(items)
-        log.critical(
-            "%d spooled records the database refuses (%s) moved to %s",
-            len(items),
-            str(exc).splitlines()[0][:300],
-            path,
-        )
+        log.critical("%d ledger records moved to %s: %s", len(items), path, reason[:300])
 
     # --- SQL -------------------------------------------------------------------------------
 
@@ -610,6 +738,26 @@ class LedgerWriter:
             )
             with self._rejects_lock:
                 self._rejects.update(pending)
+
+
+def _from_json(item: Any) -> Record:
+    """A spool line's record, checked; RecordError for anything else."""
+    kind = item.get("t") if isinstance(item, dict) else None
+    if kind == "share":
+        return ShareRecord.from_json(item)
+    if kind == "block":
+        return BlockRecord.from_json(item)
+    raise RecordError(f"not a share or block record: {str(item)[:200]}")
+
+
+def _as_json(record: Record) -> Any:
+    """A record as the spool and the quarantine keep it, as far as it can be written."""
+    try:
+        data = record.to_json()
+        json.dumps(data, allow_nan=False)
+        return data
+    except (TypeError, ValueError, AttributeError):
+        return {"t": "unwritable", "repr": repr(record)[:2000]}
 
 
 def _naive_utc(epoch: float) -> datetime:

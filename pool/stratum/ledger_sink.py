@@ -6,12 +6,25 @@ for the Deferred the writer returns, which fires once the share is committed or 
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from pool.hashing import hash_to_hex
 from pool.ledger.records import ShareRecord
-from pool.ledger.writer import BlockRecord, LedgerWriter
+from pool.ledger.writer import BlockRecord, LedgerWriter, NotRecorded
+from pool.stratum import errors as E
+from pool.stratum.errors import StratumError
 from pool.stratum.session import Session
+
+
+def _not_recorded(failure: Failure) -> Any:
+    """The ledger could not keep the share: the miner gets error 20 (the writer has logged
+    why, once), not a traceback per share."""
+    if not isinstance(failure.value, NotRecorded):
+        return failure
+    raise StratumError(E.OTHER, f"Share not recorded: {failure.getErrorMessage()[:200]}")
 
 
 class LedgerSink:
@@ -21,7 +34,7 @@ class LedgerSink:
         self.writer = writer
 
     def record(self, share: ShareRecord) -> defer.Deferred[None]:
-        return self.writer.record(share)
+        return self.writer.record(share).addErrback(_not_recorded)
 
     def record_block(
         self,
@@ -44,7 +57,7 @@ class LedgerSink:
                 time=share.time,
                 share=share,
             )
-        )
+        ).addErrback(_not_recorded)
 
     def count_reject(self, session: Session, reason: str, when: float) -> None:
         worker = session.submit_worker

@@ -5,6 +5,10 @@ each request's id unchanged whatever its type, answers every request with both `
 `error`, hands methods to the Session and writes replies, followed by whatever the session
 queued to push (difficulty, jobs). Malformed JSON or binary garbage gets error 20 and the
 connection goes on; only an oversized line (the stream cannot be re-synchronised) closes it.
+JSON's non-finite extensions (`NaN`, `Infinity`, a number too large for a float) are malformed
+too. Once the connection is closing (a ban, a flood, an oversized line) the rest of what it
+sent is not read, and a reply that is ready after the connection is gone is dropped (and
+counted). Only a complete, well-formed request resets the idle timer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from twisted.internet import defer, protocol, tcp
 from twisted.python.failure import Failure
 
 from pool.config import ListenerSettings
+from pool.netlists import in_networks, networks_of
 from pool.stratum import errors as E
 from pool.stratum.errors import StratumError
 from pool.stratum.proxyproto import ProxyHeaderError, parse_proxy_header
@@ -28,7 +33,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
-_loads = json.loads
+
+
+class NonFiniteNumber(ValueError):
+    """NaN, Infinity or a number beyond a float's range in a miner's JSON."""
+
+
+def _no_constant(name: str) -> Any:
+    raise NonFiniteNumber(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf - inf and nan - nan are nan
+        raise NonFiniteNumber(f"{text[:32]} is beyond the range of a number")
+    return value
+
+
+#: Standard JSON only: Python's json module also takes NaN, Infinity and -Infinity, and reads
+#: 1e400 as infinity; none of them may enter a session.
+_loads = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float).decode
 _TRUE_TAIL = b',"result":true,"error":null}\n'
 
 #: How long a connection on a PROXY listener may take to send its header.
@@ -89,7 +113,10 @@ class StratumProtocol(protocol.Protocol):
         self._max_line = server.settings.stratum.max_line_bytes
         self._awaiting_proxy = False
         self._proxy_timer: Any = None
-        self.last_data_at = server.clock()
+        self._proxy_peer: str | None = None  # the balancer's address, counted while waiting
+        self._closing = False  # close() was called
+        self._lost = False  # the connection is gone
+        self.last_request_at = server.clock()
 
     # --- connection ------------------------------------------------------------------------
 
@@ -102,7 +129,16 @@ class StratumProtocol(protocol.Protocol):
         self.peer = getattr(peer, "host", "")
         if self.listener.proxy_protocol:
             # The load balancer's PROXY header comes first and names the miner: admission
-            # (limits, bans) waits for it, a few seconds at most.
+            # (limits, bans) waits for it, a few seconds at most. Only the listener's trusted
+            # proxies may name one; a waiting connection counts against the balancer's cap.
+            if not in_networks(self.peer, networks_of(self.listener.trusted_proxies)):
+                self.server.refused_untrusted_proxy(self.peer, self.listener.name)
+                self.transport.abortConnection()
+                return
+            if not self.server.admit_pending(self):
+                self.transport.abortConnection()
+                return
+            self._proxy_peer = self.peer
             self._awaiting_proxy = True
             self._proxy_timer = self.server.reactor.callLater(
                 PROXY_HEADER_TIMEOUT_S, self._proxy_timeout
@@ -112,16 +148,30 @@ class StratumProtocol(protocol.Protocol):
 
     def _admit(self) -> None:
         if not self.server.admit(self):
+            self._closing = True
             self.transport.abortConnection()
             return
         self.session = Session(self.server, self.listener, self, self.peer, self.server.clock())
 
+    def _proxy_done(self) -> None:
+        """The PROXY header arrived, or never will: the balancer's count is released."""
+        self._awaiting_proxy = False
+        if self._proxy_timer is not None and self._proxy_timer.active():
+            self._proxy_timer.cancel()
+        if self._proxy_peer is not None:
+            self.server.release_pending(self._proxy_peer)
+            self._proxy_peer = None
+
     def _proxy_timeout(self) -> None:
         if self._awaiting_proxy:
-            log.info(
-                "no PROXY header from %s within %g s: closed", self.peer, PROXY_HEADER_TIMEOUT_S
+            self.server.events.info(
+                "proxy_timeout",
+                "no PROXY header from %s within %g s: closed",
+                self.peer,
+                PROXY_HEADER_TIMEOUT_S,
             )
-            self._awaiting_proxy = False
+            self._proxy_done()
+            self._closing = True
             self.transport.abortConnection()
 
     def _proxy_header(self, data: bytes) -> bytes | None:
@@ -131,18 +181,19 @@ class StratumProtocol(protocol.Protocol):
         try:
             header = parse_proxy_header(buffer)
         except ProxyHeaderError as exc:
-            log.warning("closed %s on a PROXY listener: %s", self.peer, exc)
+            self.server.events.warning(
+                "proxy_header_errors", "closed %s on a PROXY listener: %s", self.peer, exc
+            )
             self.server.stats["proxy_header_errors"] += 1
-            self._awaiting_proxy = False
+            self._proxy_done()
             self._buffer = b""
+            self._closing = True
             self.transport.abortConnection()
             return None
         if header is None:
             self._buffer = buffer
             return None
-        self._awaiting_proxy = False
-        if self._proxy_timer is not None and self._proxy_timer.active():
-            self._proxy_timer.cancel()
+        self._proxy_done()
         if header.source is not None:
             self.peer = header.source[0]
         self._buffer = b""
@@ -150,16 +201,29 @@ class StratumProtocol(protocol.Protocol):
         return buffer[header.length :] if self.session is not None else None
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        if self._proxy_timer is not None and self._proxy_timer.active():
-            self._proxy_timer.cancel()
+        self._lost = self._closing = True
+        self._proxy_done()
         if self.session is not None:
             self.server.session_closed(self.session)
             self.session = None
 
     # --- receiving ---------------------------------------------------------------------------
 
+    @property
+    def closing(self) -> bool:
+        """The connection is being closed or is gone: nothing more it sent is read."""
+        return self._closing or bool(self.transport.disconnecting)
+
+    def close(self) -> None:
+        """Close after what is queued for the miner is sent; stop reading its lines."""
+        if self._closing:
+            return
+        self._closing = True
+        self.transport.loseConnection()
+
     def dataReceived(self, data: bytes) -> None:
-        self.last_data_at = self.server.clock()
+        if self._closing:
+            return
         if self._awaiting_proxy:
             rest = self._proxy_header(data)
             if not rest:
@@ -175,10 +239,13 @@ class StratumProtocol(protocol.Protocol):
         self._buffer = lines.pop()
         out: list[bytes] = []
         session = self.session
+        transport = self.transport
         for line in lines:
             if session is None:
                 return
             if len(line) > self._max_line:
+                break
+            if self._closing or transport.disconnecting:  # banned or closed mid-packet
                 break
             reply = self._line(line, session)
             if reply is not None:
@@ -188,6 +255,8 @@ class StratumProtocol(protocol.Protocol):
                 session.outbox.clear()
         if out:
             self.push(b"".join(out))
+        if self._closing:
+            return
         if len(self._buffer) > self._max_line or any(len(x) > self._max_line for x in lines):
             self._oversized()
 
@@ -197,6 +266,9 @@ class StratumProtocol(protocol.Protocol):
             return None
         try:
             message = _loads(line.decode())
+        except NonFiniteNumber as exc:
+            self.server.note_invalid(session, "malformed")
+            return encode_error(None, StratumError(E.OTHER, f"Parse error: {exc}"))
         except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep
             self.server.note_invalid(session, "malformed")
             return encode_error(None, StratumError(E.OTHER, "Parse error: not a JSON line"))
@@ -215,6 +287,7 @@ class StratumProtocol(protocol.Protocol):
             return encode_error(
                 request_id, StratumError(E.OTHER, "Expected a method name and a params list")
             )
+        self.last_request_at = self.server.clock()  # a whole, well-formed request
         try:
             result = session.handle(method, params)
         except StratumError as error:
@@ -239,6 +312,9 @@ class StratumProtocol(protocol.Protocol):
         self.send(encode_reply(request_id, True if result is None else result))
 
     def _deferred_failure(self, failure: Failure, request_id: Any, method: str) -> None:
+        if self._lost:
+            self.server.stats["replies_dropped"] += 1
+            return
         error = failure.value
         if not isinstance(error, StratumError):
             log.error("%s from %s failed: %s", method, self.peer, failure.getTraceback())
@@ -255,7 +331,7 @@ class StratumProtocol(protocol.Protocol):
                 None, StratumError(E.OTHER, f"Line longer than {self._max_line} bytes; closing")
             )
         )
-        self.transport.loseConnection()
+        self.close()
         self.session = None
         if session is not None:
             self.server.session_closed(session)
@@ -263,7 +339,11 @@ class StratumProtocol(protocol.Protocol):
     # --- sending ---------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        """Write now (the reply and anything the session queued)."""
+        """Write now (the reply and anything the session queued); dropped (and counted) once
+        the connection is gone, as a reply that was ready too late is."""
+        if self._lost:
+            self.server.stats["replies_dropped"] += 1
+            return
         session = self.session
         if session is not None and session.outbox:
             data += b"".join(session.outbox)
@@ -280,6 +360,8 @@ class StratumProtocol(protocol.Protocol):
         queue is empty) and leaves any remainder to the transport. The same path serves the
         fan-out of one notify to thousands of sessions.
         """
+        if self._lost:
+            return
         transport = self.transport
         if (
             type(transport) is tcp.Server
@@ -296,10 +378,12 @@ class StratumProtocol(protocol.Protocol):
             if sent == len(data):
                 return
             data = data[sent:]
-        if transport is not None:
-            transport.write(data)
-            if _buffered(transport) > self.server.settings.stratum.max_send_buffer_bytes:
-                # A client that does not read: what waits for it would grow without bound.
-                log.warning("closed %s: it does not read what the pool sends", self.peer)
-                self.server.stats["closed_slow"] += 1
-                transport.abortConnection()
+        transport.write(data)
+        if _buffered(transport) > self.server.settings.stratum.max_send_buffer_bytes:
+            # A client that does not read: what waits for it would grow without bound.
+            self.server.events.warning(
+                "closed_slow", "closed %s: it does not read what the pool sends", self.peer
+            )
+            self.server.stats["closed_slow"] += 1
+            self._closing = True
+            transport.abortConnection()

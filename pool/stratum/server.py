@@ -23,10 +23,13 @@ from pool.chain.rpc import AsyncNode, SubmitResult
 from pool.config import ListenerSettings, Settings
 from pool.hashing import hash_to_hex
 from pool.ledger.records import ShareRecord
+from pool.logthrottle import ThrottledLog
 from pool.stratum import errors as E
+from pool.stratum.admission import Admission
 from pool.stratum.errors import StratumError
 from pool.stratum.extranonce import ExtranonceAllocator
 from pool.stratum.jobs import JobEntry, JobRegistry
+from pool.stratum.judge import Submit
 from pool.stratum.protocol import StratumProtocol
 from pool.stratum.session import Session
 
@@ -151,9 +154,9 @@ class StratumServer:
         self.sessions: set[Session] = set()
         self.working: set[Session] = set()
         self.unsubscribed: dict[StratumProtocol, float] = {}
-        self.per_ip: Counter[str] = Counter()
-        self.banned: dict[str, float] = {}
-        self.invalid: dict[str, tuple[float, int]] = {}
+        self.admission = Admission(settings.stratum, clock)
+        # What miners make the server do (refuse, close, ban), logged at a bounded rate.
+        self.events = ThrottledLog(log, clock)
         self.stats: Counter[str] = Counter()
         self.ports: list[Any] = []
         self.stopping = False
@@ -233,6 +236,7 @@ class StratumServer:
             stopping.append(defer.maybeDeferred(port.stopListening))
             log.info("listener %s closed by a reload (its sessions stay)", name)
         self.settings = settings
+        self.admission.configure(settings.stratum)
         self.tenants |= {t.name for t in settings.tenants}
 
         def open_new(_: Any) -> dict[str, int]:
@@ -250,18 +254,8 @@ class StratumServer:
             self._sweeper.stop()
         stopped = [defer.maybeDeferred(port.stopListening) for port in self.ports]
         self.ports = []
-        wait = self.settings.stratum.reconnect_wait_s
         for session in list(self.sessions):
-            listener = session.listener
-            params: list[Any] = []
-            if listener.public_host:
-                port = self.bound_ports.get(listener.name, listener.port)
-                params = [listener.public_host, port, wait]
-            message = {"id": None, "method": "client.reconnect", "params": params}
-            session.protocol.send(json.dumps(message).encode() + b"\n")
-            transport = session.protocol.transport
-            if transport is not None:
-                transport.loseConnection()
+            self.reconnect(session)
         log.info("sent client.reconnect to %d sessions", len(self.sessions))
         done: defer.Deferred[None] = defer.DeferredList(stopped).addCallback(lambda _: None)
         return done
@@ -269,22 +263,46 @@ class StratumServer:
     # --- connections -----------------------------------------------------------------------
 
     def admit(self, proto: StratumProtocol) -> bool:
-        ip = proto.peer
+        """Count a new connection from `proto.peer`, or refuse it (banned, too many)."""
         if self.stopping:
             return False
-        until = self.banned.get(ip)
-        if until is not None:
-            if until > self.clock():
-                self.stats["refused_banned"] += 1
-                return False
-            del self.banned[ip]
-        if self.per_ip[ip] >= self.settings.stratum.max_connections_per_ip:
-            self.stats["refused_per_ip"] += 1
-            log.warning("refused %s: %d connections from it already", ip, self.per_ip[ip])
+        refusal = self.admission.refusal(proto.peer)
+        if refusal is not None:
+            self.stats[f"refused_{refusal}"] += 1
+            if refusal == "per_ip":
+                self.events.warning(
+                    "refused_per_ip",
+                    "refused %s: %d connections from it already",
+                    proto.peer,
+                    self.admission.per_ip[proto.peer],
+                )
             return False
-        self.per_ip[ip] += 1
         self.unsubscribed[proto] = self.clock()
         return True
+
+    def admit_pending(self, proto: StratumProtocol) -> bool:
+        """A connection from a trusted proxy that has not sent its PROXY header yet: it
+        counts against the balancer's address until it does (release_pending)."""
+        if self.stopping:
+            return False
+        refusal = self.admission.refusal(proto.peer)
+        if refusal is not None:
+            self.stats[f"refused_{refusal}"] += 1
+            return False
+        return True
+
+    def release_pending(self, ip: str) -> None:
+        self.admission.release(ip)
+
+    def refused_untrusted_proxy(self, ip: str, listener: str) -> None:
+        """A connection to a PROXY listener from outside its trusted_proxies: refused."""
+        self.stats["refused_untrusted_proxy"] += 1
+        self.events.warning(
+            "refused_untrusted_proxy",
+            "refused %s on listener %s: not one of its trusted_proxies",
+            ip,
+            listener,
+        )
 
     def session_subscribed(self, session: Session) -> None:
         self.sessions.add(session)
@@ -299,17 +317,40 @@ class StratumServer:
         self.working.discard(session)
         if session.extranonce1:
             self.extranonces.release(session.extranonce1)
-        ip = session.peer
-        self.per_ip[ip] -= 1
-        if self.per_ip[ip] <= 0:
-            del self.per_ip[ip]
+        self.admission.release(session.peer)
 
     def tenant_known(self, tenant: str) -> bool:
         return tenant in self.tenants
 
     def set_tenants(self, names: set[str]) -> None:
-        """The active tenants, refreshed from the database (new sessions see the change)."""
+        """The active tenants, refreshed from the database. Sessions of a tenant that is no
+        longer active lose its workers at once (their shares are refused with error 24); a
+        session left with no worker is told to reconnect and closed."""
+        gone = self.tenants - set(names)
         self.tenants = set(names)
+        if not gone:
+            return
+        closed = 0
+        for session in list(self.sessions):
+            if session.workers and session.drop_tenants(gone):
+                self.reconnect(session)
+                closed += 1
+        log.warning(
+            "tenants no longer active: %s; %d sessions left with no worker were closed",
+            ", ".join(sorted(gone)),
+            closed,
+        )
+
+    def reconnect(self, session: Session) -> None:
+        """Send `client.reconnect` (to this listener's public host, if it has one) and close."""
+        listener = session.listener
+        params: list[Any] = []
+        if listener.public_host:
+            port = self.bound_ports.get(listener.name, listener.port)
+            params = [listener.public_host, port, self.settings.stratum.reconnect_wait_s]
+        message = {"id": None, "method": "client.reconnect", "params": params}
+        session.protocol.send(json.dumps(message).encode() + b"\n")
+        session.protocol.close()
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -348,59 +389,104 @@ class StratumServer:
         return self.sink.record(share)
 
     def note_rejected(self, session: Session, method: str, error: StratumError) -> None:
-        if method != "mining.submit":
+        """A request refused with an error: rejected shares are counted (against the worker
+        the session authorized, if the submit named one) and, like refused authorizes,
+        weigh toward closing the session."""
+        if method == "mining.submit":
+            session.rejected += 1
+            self.stats[f"rejected_{error.reason}"] += 1
+            if session.submit_worker is not None:
+                self.sink.count_reject(session, error.reason, self.clock())
+            weight = 1.0
+            if error.code == E.JOB_NOT_FOUND:  # a few stale shares after a block are normal
+                weight = self.settings.stratum.ban.stale_weight
+            self.note_invalid(session, error.reason, weight)
+        elif method == "mining.authorize":
+            self.stats["authorize_refused"] += 1
+            self.note_invalid(session, "authorize")
+
+    def note_invalid(self, session: Session, reason: str, weight: float = 1.0) -> None:
+        """Count an invalid share or message against the session; close it on a flood."""
+        if weight <= 0 or session.protocol.closing:
             return
-        session.rejected += 1
-        self.stats[f"rejected_{error.reason}"] += 1
-        if session.submit_worker is not None:
-            self.sink.count_reject(session, error.reason, self.clock())
-        if error.code != E.JOB_NOT_FOUND:  # stale shares after a block are normal
-            self.note_invalid(session, error.reason)
-
-    def note_invalid(self, session: Session, reason: str) -> None:
-        """Count an invalid share or message from the session's address; ban on a flood."""
         ban = self.settings.stratum.ban
-        ip = session.peer
         now = self.clock()
-        start, count = self.invalid.get(ip, (now, 0))
-        if now - start > ban.window_s:
-            start, count = now, 0
-        count += 1
-        self.invalid[ip] = (start, count)
-        if count >= ban.invalid_shares and ban.ban_s > 0:
-            self.ban(ip, ban.ban_s, f"{count} invalid shares or messages in {ban.window_s:g} s")
+        if now - session.invalid_since > ban.window_s:
+            session.invalid_since, session.invalid_score = now, 0.0
+        session.invalid_score += weight
+        if session.invalid_score >= ban.invalid_shares:
+            self.close_misbehaving(
+                session, f"{ban.invalid_shares} invalid shares or messages in {ban.window_s:g} s"
+            )
 
-    def ban(self, ip: str, seconds: float, why: str) -> None:
-        self.banned[ip] = self.clock() + seconds
-        self.invalid.pop(ip, None)
+    def close_misbehaving(self, session: Session, why: str) -> None:
+        """Close a flooding session; ban its worker or its address when that keeps
+        happening (pool/stratum/admission.py)."""
+        self.stats["closed_invalid"] += 1
+        ip = session.peer
+        identity = next(iter(session.workers), None) or f"#{id(session)}"
+        self.events.warning(
+            "closed_invalid", "closed a session from %s (%s): %s", ip, identity[:80], why
+        )
+        session.protocol.close()
+        worker_ban, address_ban = self.admission.strike(ip, identity)
+        ban_s = self.settings.stratum.ban.ban_s
+        if worker_ban:
+            self.stats["bans_worker"] += 1
+            self.events.warning(
+                "bans_worker", "worker %s banned at %s for %g s", identity[:80], ip, ban_s
+            )
+            self._close_where(lambda s: s.peer == ip and identity in s.workers)
+        if address_ban:
+            self.stats["bans_address"] += 1
+            self.events.warning(
+                "bans_address",
+                "banned %s for %g s: sessions of several workers from it kept misbehaving",
+                ip,
+                ban_s,
+            )
+            self._close_address(ip)
+
+    def ban(self, ip: str, seconds: float, why: str) -> bool:
+        """Ban an address (an admin's ban); False for an address in trusted_networks."""
+        if not self.admission.ban(ip, seconds):
+            log.warning("not banned %s (%s): it is in stratum.trusted_networks", ip, why)
+            return False
         log.warning("banned %s for %g s: %s", ip, seconds, why)
-        for session in [s for s in self.sessions if s.peer == ip]:
-            transport = session.protocol.transport
-            if transport is not None:
-                transport.loseConnection()
+        self._close_address(ip)
+        return True
+
+    def unban(self, ip: str) -> bool:
+        return self.admission.unban(ip)
+
+    def banned(self) -> dict[str, float]:
+        """Banned addresses and the seconds left (read-only, for the API and metrics)."""
+        return self.admission.banned()
+
+    def _close_address(self, ip: str) -> None:
+        self._close_where(lambda s: s.peer == ip)
         for proto in [p for p in self.unsubscribed if p.peer == ip]:
-            if proto.transport is not None:
-                proto.transport.loseConnection()
+            proto.close()
+
+    def _close_where(self, match: Callable[[Session], bool]) -> None:
+        for session in [s for s in self.sessions if match(s)]:
+            session.protocol.close()
 
     def block_found(
         self,
         session: Session,
         entry: JobEntry,
         share: ShareRecord,
-        en2_hex: str,
-        ntime_hex: str,
-        nonce_hex: str,
-        bits_hex: str | None,
-        mask: int,
+        submit: Submit,
+        version: int,
     ) -> defer.Deferred[None]:
-        """Assemble the block, submit it, record the answer; the reply waits for all that."""
+        """Assemble the block from the parsed submit, submit it, record the answer; the reply
+        waits for all that."""
         job = entry.job
         work = job.work
-        en2 = bytes.fromhex(en2_hex)
-        version = work.rolled_version(None if bits_hex is None else int(bits_hex, 16), mask)
-        root = work.merkle_root(session.extranonce1, en2)
-        header = work.header(root, int(ntime_hex, 16), int(nonce_hex, 16), version)
-        block = job.block(session.extranonce1 + en2, header)
+        root = work.merkle_root(session.extranonce1, submit.extranonce2)
+        header = work.header(root, submit.ntime, submit.nonce, version)
+        block = job.block(session.extranonce1 + submit.extranonce2, header)
         block_hash = hash_to_hex(share.hash)
         log.info(
             "block candidate %s at height %d from %s.%s",
@@ -465,14 +551,22 @@ class StratumServer:
     # --- periodic sweep ----------------------------------------------------------------------
 
     def _sweep(self) -> None:
+        """Once a second: subscribe and idle timeouts, vardiff's idle check, bans that are
+        over. One session that fails is logged and skipped; the sweep never stops."""
+        try:
+            self._sweep_once()
+        except Exception:
+            self.stats["sweep_errors"] += 1
+            log.exception("the periodic sweep failed; it runs again in a second")
+
+    def _sweep_once(self) -> None:
         now = self.clock()
         timeout = self.settings.stratum.subscribe_timeout_s
         for proto, since in list(self.unsubscribed.items()):
             if now - since > timeout:
                 del self.unsubscribed[proto]
                 self.stats["closed_unsubscribed"] += 1
-                if proto.transport is not None:
-                    proto.transport.loseConnection()
+                proto.close()
         # Vardiff's idle check, a slice of the sessions per second, so that 15,000 sessions
         # never stall the reactor for more than a fraction of a millisecond at a time.
         if not self._idle_queue:
@@ -480,19 +574,29 @@ class StratumServer:
         batch = self._idle_queue[-IDLE_CHECKS_PER_SWEEP:]
         del self._idle_queue[-IDLE_CHECKS_PER_SWEEP:]
         idle_limit = self.settings.stratum.idle_timeout_s
+        failed = 0
         for session in batch:
-            if session not in self.sessions:
+            if session not in self.sessions or session.protocol.closing:
                 continue
-            if idle_limit and now - session.protocol.last_data_at > idle_limit:
-                self.stats["closed_idle"] += 1
-                log.info("closed %s: silent for %g s", session.peer, idle_limit)
-                if session.protocol.transport is not None:
-                    session.protocol.transport.loseConnection()
-                continue
-            if session in self.working:
-                session.check_idle(now)
-                if session.outbox:
-                    session.protocol.send(b"")
-        for ip, until in list(self.banned.items()):
-            if until <= now:
-                del self.banned[ip]
+            try:
+                self._sweep_session(session, now, idle_limit)
+            except Exception:
+                failed += 1
+                if failed == 1:  # once per sweep, not once per session
+                    log.exception("the sweep failed on a session from %s; skipped", session.peer)
+                session.protocol.close()
+        self.stats["sweep_session_errors"] += failed
+        self.admission.expire()
+
+    def _sweep_session(self, session: Session, now: float, idle_limit: float) -> None:
+        if idle_limit and now - session.protocol.last_request_at > idle_limit:
+            self.stats["closed_idle"] += 1
+            self.events.info(
+                "closed_idle", "closed %s: no request for %g s", session.peer, idle_limit
+            )
+            session.protocol.close()
+            return
+        if session in self.working:
+            session.check_idle(now)
+            if session.outbox:
+                session.protocol.send(b"")

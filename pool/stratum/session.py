@@ -4,23 +4,34 @@ subscribe / authorize / configure / suggest_difficulty / extranonce.subscribe / 
 method returns its result (or a Deferred of it) or raises StratumError; messages the pool
 pushes right after a reply (difficulty, first job) go to the outbox, which the protocol sends
 after the reply. Share checks run in a fixed order, each with its own error: subscribed (25),
-authorized worker (24), well-formed (20), job known on the current tip (21), extranonce2 size
-and ntime range (20), version bits inside the negotiated mask (20), duplicate (22), difficulty
-(23, with a grace window for the previous difficulty).
+authorized worker (24), well-formed (20: every field parsed once, hex digit by digit), job
+known on the current tip (21), then the judge (pool/stratum/judge.py): version bits inside
+the negotiated mask (20), ntime window (20), duplicate (22), difficulty (23, with a grace
+window for the previous difficulty). Every difficulty a miner asks for is checked finite and
+bounded before it is stored.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pool.config import ListenerSettings
-from pool.hashing import ShareError, difficulty_to_target, target_to_difficulty
+from pool.hashing import difficulty_to_target
 from pool.ledger.records import ShareRecord
 from pool.stratum import errors as E
 from pool.stratum.errors import StratumError
 from pool.stratum.extranonce import ExtranonceExhausted
+from pool.stratum.judge import (
+    Grace,
+    SubmitError,
+    duplicate_key,
+    judge,
+    ntime_window,
+    parse_submit,
+)
 from pool.stratum.vardiff import Vardiff, clamp, nice_difficulty
 
 if TYPE_CHECKING:
@@ -38,6 +49,20 @@ class Worker:
     name: str
     tenant: str
     worker: str
+
+
+def finite_difficulty(value: Any, what: str) -> float:
+    """A difficulty from a miner as a float: a JSON number that is finite and above 0, else
+    error 20 (NaN, Infinity, a number too large for a float, zero, negative, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StratumError(E.OTHER, f"{what} must be a number above 0")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not (math.isfinite(number) and number > 0):
+        raise StratumError(E.OTHER, f"{what} must be a finite number above 0")
+    return number
 
 
 def difficulty_json(value: float) -> float | int:
@@ -58,6 +83,8 @@ class Session:
         "extranonce_subscribed",
         "fixed_difficulty",
         "floor",
+        "invalid_score",
+        "invalid_since",
         "last_share_at",
         "listener",
         "outbox",
@@ -109,6 +136,10 @@ class Session:
         self.accepted = 0
         self.rejected = 0
         self.last_share_at = 0.0
+        # Invalid shares and messages (weighted) since invalid_since: a flood closes the
+        # session (StratumServer.note_invalid).
+        self.invalid_score = 0.0
+        self.invalid_since = now
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -157,19 +188,45 @@ class Session:
         tenant, _, worker = name.partition(".")
         if not self.server.tenant_known(tenant):
             raise StratumError(
-                E.UNAUTHORIZED, f"Unauthorized worker: unknown tenant {tenant!r}", result=False
+                E.UNAUTHORIZED, f"Unauthorized worker: unknown tenant {tenant[:64]!r}", result=False
             )
         if len(name) > 128 or not worker.isprintable():
             raise StratumError(E.UNAUTHORIZED, "Unauthorized worker: bad worker name", result=False)
-        self.workers[name] = Worker(name, tenant, worker or "default")
+        if self.server.admission.worker_banned(self.peer, name):
+            raise StratumError(
+                E.UNAUTHORIZED,
+                "Unauthorized worker: banned for a while after floods of invalid shares",
+                result=False,
+            )
+        cap = self.server.settings.stratum.max_workers_per_session
+        if name not in self.workers and len(self.workers) >= cap:
+            raise StratumError(
+                E.UNAUTHORIZED,
+                f"Unauthorized worker: {cap} workers on one connection at most",
+                result=False,
+            )
         password = params[1] if len(params) > 1 and isinstance(params[1], str) else ""
         match = _DIFFICULTY_OPTION.search(password)
+        fixed = None
         if match:
-            fixed = clamp(float(match.group(1)), self.floor, self.listener.max_difficulty)
+            try:
+                fixed = max(self._bounded(float(match.group(1)), "d= in the password"), self.floor)
+            except StratumError as exc:
+                raise StratumError(exc.code, exc.message, result=False) from None
+        self.workers[name] = Worker(name, tenant, worker or "default")
+        if fixed is not None:
             self.fixed_difficulty = True
             self.set_difficulty(fixed, push=self.working)
         self._maybe_start_work()
         return True
+
+    def drop_tenants(self, tenants: set[str]) -> bool:
+        """Forget the workers of tenants that are no longer active (their shares are refused
+        with error 24 from now on); True when the session has no worker left."""
+        gone = [name for name, w in self.workers.items() if w.tenant in tenants]
+        for name in gone:
+            del self.workers[name]
+        return bool(gone) and not self.workers
 
     def configure(self, params: list[Any]) -> dict[str, Any]:
         if len(params) < 1 or not isinstance(params[0], list):
@@ -182,13 +239,14 @@ class Session:
             if extension == "version-rolling":
                 result.update(self._configure_version_rolling(options))
             elif extension == "minimum-difficulty":
-                value = options.get("minimum-difficulty.value")
-                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                try:
+                    floor = self._bounded(
+                        options.get("minimum-difficulty.value"), "minimum-difficulty.value"
+                    )
+                except StratumError:
                     result["minimum-difficulty"] = False
                     continue
-                self.floor = clamp(
-                    value, self.listener.min_difficulty, self.listener.max_difficulty
-                )
+                self.floor = floor
                 if self.difficulty < self.floor:
                     self.set_difficulty(self.floor, push=self.working)
                 result["minimum-difficulty"] = True
@@ -214,14 +272,16 @@ class Session:
         return {"version-rolling": True, "version-rolling.mask": f"{mask:08x}"}
 
     def suggest_difficulty(self, params: list[Any]) -> bool:
-        value = params[0] if params else None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise StratumError(E.OTHER, "suggest_difficulty takes [difficulty > 0]")
+        value = self._bounded(params[0] if params else None, "suggest_difficulty")
         if not self.fixed_difficulty:
-            self.set_difficulty(
-                clamp(value, self.floor, self.listener.max_difficulty), push=self.working
-            )
+            self.set_difficulty(max(value, self.floor), push=self.working)
         return True
+
+    def _bounded(self, value: Any, what: str) -> float:
+        """A difficulty a miner asks for: finite and above 0 (else error 20), then within the
+        listener's bounds."""
+        number = finite_difficulty(value, what)
+        return clamp(number, self.listener.min_difficulty, self.listener.max_difficulty)
 
     def extranonce_subscribe(self, params: list[Any]) -> bool:
         self.extranonce_subscribed = True
@@ -242,6 +302,8 @@ class Session:
 
     def set_difficulty(self, value: float, push: bool, now: float | None = None) -> None:
         """Change the session's difficulty; shares at the old one count during the grace."""
+        if not (math.isfinite(value) and value > 0):  # callers bound it; never store NaN
+            raise ValueError(f"difficulty must be finite and above 0, got {value!r}")
         if value == self.difficulty:
             return
         self.prev_difficulty = self.difficulty
@@ -259,7 +321,7 @@ class Session:
         )
 
     def retarget(self, proposed: float | None, now: float) -> None:
-        if proposed is None or self.fixed_difficulty:
+        if proposed is None or self.fixed_difficulty or not math.isfinite(proposed):
             return
         value = clamp(nice_difficulty(proposed), self.floor, self.listener.max_difficulty)
         if value != self.difficulty:
@@ -268,93 +330,64 @@ class Session:
     # --- shares ----------------------------------------------------------------------------
 
     def submit(self, params: list[Any]) -> Any:
+        self.submit_worker = None
         if not self.subscribed:
             raise StratumError(E.NOT_SUBSCRIBED, "Not subscribed")
         name = params[0] if params else None
         if not isinstance(name, str):
             raise StratumError(E.OTHER, "submit takes [worker, job_id, extranonce2, ntime, nonce]")
         worker = self.workers.get(name)
-        self.submit_worker = worker
         if worker is None:
             raise StratumError(E.UNAUTHORIZED, "Unauthorized worker")
-        n = len(params)
-        if n != 5 and n != 6:
-            raise StratumError(E.OTHER, "submit takes 5 or 6 params")
-        job_id, en2, ntime, nonce = params[1], params[2], params[3], params[4]
-        bits = params[5] if n == 6 else None
-        if not (
-            isinstance(job_id, str)
-            and isinstance(en2, str)
-            and isinstance(ntime, str)
-            and isinstance(nonce, str)
-            and (bits is None or isinstance(bits, str))
-        ):
-            raise StratumError(E.OTHER, "submit params must be text")
+        self.submit_worker = worker  # rejects from here on count against this worker
         server = self.server
-        entry = server.jobs.get(job_id)
+        try:
+            submit = parse_submit(params, server.extranonce2_size)
+        except SubmitError as exc:
+            raise StratumError(E.OTHER, exc.message) from None
+        entry = server.jobs.get(submit.job_id)
         if entry is None:
             raise StratumError(E.JOB_NOT_FOUND, "Job not found (stale)")
-        if len(en2) != server.extranonce2_hex_len:
-            raise StratumError(
-                E.OTHER, f"extranonce2 must be {server.extranonce2_size} bytes of hex"
-            )
         job = entry.job
-        try:
-            ntime_value = int(ntime, 16)
-        except ValueError:
-            ntime_value = -1
-        if len(ntime) != 8 or ntime_value < 0:
-            raise StratumError(E.OTHER, "ntime must be 8 hex digits")
         now = server.clock()
-        if not job.ntime_allowed(ntime_value, now, server.ntime_ahead_s):
-            raise StratumError(E.OTHER, "ntime out of range")
-        mask = self.version_mask if self.version_mask is not None else 0
-        try:
-            digest, value, meets = job.work.validate(
-                self.extranonce1, en2, ntime, nonce, bits, mask, self.share_target
-            )
-        except ShareError as exc:
-            raise StratumError(E.OTHER, str(exc)) from None
-        key = int.from_bytes(digest[:8], "little")  # the hash's random low bits, compactly
-        if key in entry.seen:
-            raise StratumError(E.DUPLICATE, "Duplicate share")
-        credited = self.difficulty
-        is_block = value <= job.network_target
-        if not meets and not is_block:  # a block is never thrown away, whatever the session
-            if (
-                self.prev_target
-                and value <= self.prev_target
-                and now - self.difficulty_changed_at <= server.settings.stratum.difficulty_grace_s
-            ):
-                credited = self.prev_difficulty
-            else:
-                raise StratumError(
-                    E.LOW_DIFFICULTY,
-                    f"Low difficulty share ({target_to_difficulty(value):.6g} < "
-                    f"{self.difficulty:g})",
-                )
-        share_difficulty = target_to_difficulty(value)
-        if not meets and is_block:
-            credited = min(credited, share_difficulty)  # a block below the session's difficulty
-        entry.seen.add(key)
+        grace = None
+        if self.prev_target and (
+            now - self.difficulty_changed_at <= server.settings.stratum.difficulty_grace_s
+        ):
+            grace = Grace(self.prev_difficulty, self.prev_target)
+        template = job.template
+        verdict = judge(
+            job.work,
+            self.extranonce1,
+            submit,
+            version_mask=self.version_mask if self.version_mask is not None else 0,
+            difficulty=self.difficulty,
+            share_target=self.share_target,
+            grace=grace,
+            ntime_range=ntime_window(template.mintime, template.curtime, now, server.ntime_ahead_s),
+            seen=entry.seen,
+        )
+        if verdict.code is not None:
+            raise StratumError(verdict.code, verdict.reason or "Invalid share")
+        entry.seen.add(duplicate_key(verdict.digest))
         self.accepted += 1
         self.last_share_at = now
         share = ShareRecord(
-            digest,
+            verdict.digest,
             worker.tenant,
             worker.worker,
             self.listener.site,
             job.job_id,
             job.height,
-            credited,
-            share_difficulty,
-            is_block,
+            verdict.credited,
+            verdict.share_difficulty,
+            verdict.is_block,
             now,
         )
         if self.vardiff is not None:
             self.retarget(self.vardiff.on_share(self.difficulty, now), now)
-        if is_block:
-            return server.block_found(self, entry, share, en2, ntime, nonce, bits, mask)
+        if verdict.is_block:
+            return server.block_found(self, entry, share, submit, verdict.version)
         return server.record_share(share)
 
     def check_idle(self, now: float) -> None:

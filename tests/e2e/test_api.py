@@ -87,7 +87,7 @@ def traffic(server: ServeProcess) -> list[StratumClient]:
 
 def test_health_pool_and_metrics(server: ServeProcess, traffic: list[StratumClient]) -> None:
     health = get_json(server, "/health")
-    assert health["status"] == "ok" and health["sessions"] >= 2
+    assert health["status"] == "ok" and health["sessions"] >= 2 and health["problems"] == []
     pool = get_json(server, "/api/pool")
     assert pool["sessions"] >= 2 and pool["stats"]["accepted"] >= 7 and pool["height"] > 0
     status, body = http(server, "/metrics")
@@ -165,6 +165,12 @@ def test_admin_endpoints_need_the_token(server: ServeProcess, traffic: list[Stra
     assert status == 200 and json.loads(body)["kicked"] == 1, body
     assert victim.wait_closed(timeout=5)
     assert http(server, "/api/admin/kick", {"worker": "globex.kickme"}, TOKEN)[0] == 404
+    # A worker that authorized but never submitted is found too (every worker of a session).
+    quiet = StratumClient(server.port("main"), log=server.log_tail)
+    quiet.start("globex.quiet")
+    status, body = http(server, "/api/admin/kick", {"worker": "globex.quiet"}, TOKEN)
+    assert status == 200 and json.loads(body)["kicked"] == 1, body
+    assert quiet.wait_closed(timeout=5)
     assert http(server, "/api/admin/kick", {}, TOKEN)[0] == 400
 
 

@@ -31,7 +31,7 @@ def submit_json(params: list[str]) -> str:
     return json.dumps({"id": 4, "method": "mining.submit", "params": params})
 
 
-def share_check(**overrides: str) -> subprocess.CompletedProcess[str]:
+def share_check(as_json: bool = True, **overrides: str) -> subprocess.CompletedProcess[str]:
     options = {
         "--notify": EXAMPLE["notify"],
         "--extranonce1": EXAMPLE["extranonce1"],
@@ -40,7 +40,7 @@ def share_check(**overrides: str) -> subprocess.CompletedProcess[str]:
     }
     options.update(overrides)
     args = [item for pair in options.items() for item in pair]
-    return farmpool("share-check", *args, "--json")
+    return farmpool("share-check", *args, *(["--json"] if as_json else []))
 
 
 def test_demo_finds_blocks_through_the_pool() -> None:
@@ -78,9 +78,17 @@ def test_share_check_accepts_the_published_share() -> None:
 
 
 def test_share_check_explains_rejections() -> None:
-    low = json.loads(share_check(**{"--difficulty": "16"}).stdout)
+    # The published share is a block on its testnet job: above its own difficulty it is
+    # still accepted (the server never throws a block away), and says so.
+    block = share_check(**{"--difficulty": "64"})
+    assert json.loads(block.stdout)["verdict"] == "accepted"
+    text = share_check(False, **{"--difficulty": "64"}).stdout
+    assert "-> BLOCK" in text and "verdict        accepted" in text
+    submit = json.loads(EXAMPLE["submit"])
+    submit["params"][4] = "00000000"
+    low = json.loads(share_check(**{"--submit": json.dumps(submit)}).stdout)
     assert low["verdict"] == "rejected" and low["meets_difficulty"] is False
-    assert "low difficulty" in low["reason"]
+    assert low["reason"].startswith("Low difficulty share")
     submit = json.loads(EXAMPLE["submit"])
     submit["params"][1] = "c0"
     stale = json.loads(share_check(**{"--submit": json.dumps(submit)}).stdout)
@@ -101,20 +109,22 @@ def test_share_check_explains_rejections() -> None:
         ),
         (
             {"--submit": submit_json(["w", "bf", "00000001", "504e86ed", "b2957c"])},
-            "--submit params[4] (nonce): expected 4 bytes",
+            "--submit params[4] (nonce): nonce must be 8 hex digits, got 'b2957c'",
         ),
         (
             {"--submit": submit_json(["w", "bf", "zz000001", "504e86ed", "b2957c02"])},
-            "--submit params[2] (extranonce2): not hex",
+            "--submit params[2] (extranonce2): extranonce2 must be 8 hex digits",
         ),
         (
             {"--submit": '{"method": "mining.authorize", "params": []}'},
             "--submit: method must be 'mining.submit'",
         ),
         ({"--extranonce1": "xyz"}, "--extranonce1: not hex"),
+        ({"--extranonce1": "0800 0002"}, "--extranonce1: not hex"),
         ({"--extranonce2-size": "9"}, "--extranonce2-size: expected 1 to 8"),
         ({"--difficulty": "-1"}, "--difficulty: expected a positive number"),
-        ({"--version-mask": "1fffe0"}, "--version-mask: expected 8 hex digits"),
+        ({"--version-mask": "1fffe0"}, "--version-mask: expected 4 bytes (8 hex digits)"),
+        ({"--version-mask": "0x1fffe0"}, "--version-mask: not hex"),
     ],
 )
 def test_share_check_bad_input_exits_2_naming_the_field(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -74,4 +76,40 @@ def test_sighup_adds_and_removes_listeners_and_tenants_without_dropping_miners(
     mines(miner)
     mines(newcomer)
     for client in (miner, newcomer, refused):
+        client.close()
+
+
+def test_a_tenant_made_inactive_is_disconnected_and_its_shares_refused(
+    bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
+) -> None:
+    """The audit's case: after `farmpool tenant set NAME --inactive`, that tenant's connected
+    sessions kept being credited."""
+    config = json.loads(json.dumps(bcoin_config))
+    config["listeners"] = [fixed_listener("main")]
+    server = serve_factory(config)
+    leaving = StratumClient(server.port("main"), log=server.log_tail)
+    leaving.start("globex.rig1")
+    mines(leaving)
+    proxy = StratumClient(server.port("main"), log=server.log_tail)  # both tenants' workers
+    proxy.start("acme.rig1")
+    assert proxy.authorize("globex.rig2")["result"] is True
+    staying = StratumClient(server.port("main"), log=server.log_tail)
+    staying.start("acme.rig3")
+    share = proxy.find_accepted()
+    run = subprocess.run(
+        [sys.executable, "-m", "pool", "-c", str(server.config_path), "tenant", "set", "globex",
+         "--inactive"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # Each stratum node reads the active tenants every 10 s.
+    reconnect = leaving.push("client.reconnect", timeout=15)
+    assert reconnect["params"] == []
+    assert leaving.wait_closed(5)
+    reply = proxy.submit(share, worker="globex.rig2")
+    assert reply["error"] is not None and reply["error"][0] == 24, reply
+    reply = proxy.submit(proxy.find_accepted(), worker="acme.rig1")  # its acme worker goes on
+    assert reply["result"] is True, reply
+    mines(staying)
+    for client in (proxy, staying):
         client.close()

@@ -1,9 +1,10 @@
 """Connection limits, the subscribe timeout, invalid-share bans and job refreshes, end to end.
 
 One `farmpool serve` process with small limits (3 connections per address, a 1 s subscribe
-timeout, a ban after 5 invalid shares or messages for 2 s, a new job every second). Limits
-and bans are per address, so each test talks from its own loopback address (127.0.0.N) and
-the tests do not disturb each other.
+timeout, a session closed after 5 invalid shares or messages, its address banned for 2 s once
+sessions of 2 different workers from it were closed, a new job every second). Limits and bans
+are per address, so each test talks from its own loopback address (127.0.0.N) and the tests
+do not disturb each other.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ PER_IP = 3
 SUBSCRIBE_TIMEOUT_S = 1.0
 BAN_AFTER = 5
 BAN_S = 2.0
+SESSIONS_PER_ADDRESS = 2
+STALE_WEIGHT = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,13 @@ def server(
     config["stratum"] = {
         "max_connections_per_ip": PER_IP,
         "subscribe_timeout_s": SUBSCRIBE_TIMEOUT_S,
-        "ban": {"invalid_shares": BAN_AFTER, "window_s": 60, "ban_s": BAN_S},
+        "ban": {
+            "invalid_shares": BAN_AFTER,
+            "window_s": 60,
+            "ban_s": BAN_S,
+            "stale_weight": STALE_WEIGHT,
+            "sessions_per_address": SESSIONS_PER_ADDRESS,
+        },
     }
     return serve_factory(config)
 
@@ -117,41 +126,66 @@ def test_connection_that_does_not_subscribe_is_closed(
     assert subscribed.call("mining.extranonce.subscribe", []) is True
 
 
-def test_invalid_share_flood_bans_the_address(connect: Callable[[str], StratumClient]) -> None:
-    flooder = connect("127.0.0.24")
-    flooder.start()
+def flood_until_closed(client: StratumClient) -> None:
+    """Invalid shares (error 20) until the pool closes the session."""
+    for _ in range(BAN_AFTER):
+        client.send({"id": 99, "method": "mining.submit", "params": [client.worker]})
+    assert client.wait_closed(3.0), "the flooding session was not closed"
+
+
+def test_invalid_share_flood_closes_the_session_then_bans_the_address(
+    connect: Callable[[str], StratumClient],
+) -> None:
+    site = "127.0.0.24"  # a farm site behind one NAT address
+    flooder = connect(site)
+    flooder.start("acme.rig1")
+    neighbour = connect(site)
+    neighbour.start("acme.neighbour")
     bystander = connect("127.0.0.25")
     bystander.start("globex.bystander")
-    # Stale shares (unknown job) do not count towards the ban.
-    for _ in range(BAN_AFTER + 3):
+    # Stale shares (unknown job) weigh little: 9 of them are less than one invalid share.
+    for _ in range(9):
         share = flooder.find_accepted().params(flooder.worker)
         share[1] = "deadbeef0"
         assert code(flooder.request("mining.submit", share)) == 21
     for _ in range(BAN_AFTER - 1):
         assert code(flooder.submit(flooder.find_low())) == 23
     assert accepted(flooder.submit(flooder.find_accepted()))
-    banned_at = time.monotonic()
-    flooder.send({"id": 99, "method": "mining.submit", "params": ["acme.rig1"]})
+    flooder.send({"id": 99, "method": "mining.submit", "params": [flooder.worker]})
     assert flooder.wait_closed(3.0), "the flooding session was not closed"
-    assert refused(connect, "127.0.0.24"), "a banned address could connect again"
+    # One faulty machine: its session is closed, the site is not banned.
+    assert accepted(neighbour.submit(neighbour.find_accepted()))
+    newcomer = connect(site)
+    newcomer.start("acme.newcomer")
+    assert accepted(newcomer.submit(newcomer.find_accepted()))
+    # Sessions of a second worker from the address misbehave too: now the address is banned.
+    second = connect(site)
+    second.start("acme.rig2")
+    banned_at = time.monotonic()
+    flood_until_closed(second)
+    assert neighbour.wait_closed(3.0), "the banned address's other sessions stayed open"
+    assert refused(connect, site), "a banned address could connect again"
     assert accepted(bystander.submit(bystander.find_accepted()))
     # The ban expires.
     time.sleep(max(0.0, banned_at + BAN_S + 0.3 - time.monotonic()))
-    back = connect("127.0.0.24")
+    back = connect(site)
     back.start()
     assert accepted(back.submit(back.find_accepted()))
 
 
-def test_malformed_message_flood_bans_the_address(
+def test_malformed_message_flood_closes_sessions_then_bans_the_address(
     connect: Callable[[str], StratumClient],
 ) -> None:
-    noisy = connect("127.0.0.26")
-    noisy.subscribe("e2e/1")
     other = connect("127.0.0.27")
     other.start()
-    for _ in range(BAN_AFTER):
-        noisy.send_raw(b"\xff\xfe not json\n")
-    assert noisy.wait_closed(3.0), "the session sending garbage was not closed"
+    for attempt in range(SESSIONS_PER_ADDRESS):
+        noisy = connect("127.0.0.26")
+        noisy.subscribe("e2e/1")
+        for _ in range(BAN_AFTER):
+            noisy.send_raw(b"\xff\xfe not json\n")
+        assert noisy.wait_closed(3.0), "the session sending garbage was not closed"
+        if attempt == 0:  # one session only: closed, the address not banned
+            assert not refused(connect, "127.0.0.26")
     assert refused(connect, "127.0.0.26")
     assert accepted(other.submit(other.find_accepted()))
 

@@ -65,6 +65,7 @@ def server(
             "port": 0,
             "difficulty": difficulty,
             "proxy_protocol": True,
+            "trusted_proxies": ["127.0.0.1"],
         },
     ]
     config["stratum"] = {"max_connections_per_ip": 2}
@@ -151,5 +152,12 @@ def test_proxy_protocol_gives_the_real_address_to_limits(server: ServeProcess) -
     bare = StratumClient(port, log=server.log_tail)
     with pytest.raises(ConnectionClosed):
         bare.start("acme.direct")
-    for client in (first, second, third, other, bare):
+    # A PROXY header from anywhere but a trusted proxy is not believed: the connection is
+    # refused (it could otherwise claim, and get banned, any farm's address).
+    spoofer = StratumClient(
+        port, source="127.0.0.9", prelude=proxy_v1("203.0.113.7", 40005), log=server.log_tail
+    )
+    with pytest.raises((ConnectionClosed, OSError)):
+        spoofer.start("acme.spoofed")
+    for client in (first, second, third, other, bare, spoofer):
         client.close()

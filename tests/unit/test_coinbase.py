@@ -15,7 +15,7 @@ from pool.chain.coinbase import (
     split_reward,
     witness_commitment_script,
 )
-from pool.chain.job import MAX_NTIME_AHEAD_S, Job, JobFactory
+from pool.chain.job import Job, JobFactory
 from pool.chain.serialize import parse_block, parse_tx, push_data, push_int, script_num, varint
 from pool.chain.template import parse_template
 from pool.config import CoinbaseSettings, PayoutOutput
@@ -451,20 +451,3 @@ def test_block_refuses_a_wrong_extranonce() -> None:
     job = job_for()
     with pytest.raises(CoinbaseError, match="extranonce must be 8 bytes"):
         job.block(b"\x00" * 7, b"\x00" * 80)
-
-
-def test_ntime_allowed_bounds() -> None:
-    job = job_for()
-    mintime, curtime = 1713569941, 1713571767
-    # The node's clock is behind the template: the template's curtime counts.
-    behind = curtime - 100
-    assert job.ntime_allowed(mintime, now=behind)
-    assert not job.ntime_allowed(mintime - 1, now=behind)
-    assert job.ntime_allowed(curtime, now=behind)
-    assert job.ntime_allowed(curtime + MAX_NTIME_AHEAD_S, now=behind)
-    assert not job.ntime_allowed(curtime + MAX_NTIME_AHEAD_S + 1, now=behind)
-    # The clock is ahead: up to two hours past the clock.
-    ahead = curtime + 1000.7
-    assert MAX_NTIME_AHEAD_S == 7200
-    assert job.ntime_allowed(curtime + 1000 + 7200, now=ahead)
-    assert not job.ntime_allowed(curtime + 1000 + 7201, now=ahead)

@@ -12,7 +12,6 @@ from twisted.internet.testing import StringTransport
 
 from pool.chain.job import JobFactory
 from pool.chain.rpc import AsyncNode, NodeRPC
-from pool.chain.template import parse_template
 from pool.config import VardiffSettings, settings_from_mapping
 from pool.stratum.errors import StratumError
 from pool.stratum.extranonce import ExtranonceAllocator, ExtranonceExhausted
@@ -20,26 +19,8 @@ from pool.stratum.jobs import JobRegistry
 from pool.stratum.protocol import StratumProtocol, encode_error, encode_reply
 from pool.stratum.server import StratumServer
 from pool.stratum.vardiff import Vardiff, nice_difficulty
-
-ADDRESS = "bcrt1qxa7qhr6hdzsp08xkm9r3rf863s8kh4s9auesup"
-
-
-def template(prev: str = "11" * 32, curtime: int = 1_700_000_000) -> Any:
-    return parse_template(
-        {
-            "height": 200,
-            "version": 0x20000000,
-            "previousblockhash": prev,
-            "bits": "207fffff",
-            "target": "7fffff" + "00" * 29,
-            "curtime": curtime,
-            "mintime": curtime - 600,
-            "coinbasevalue": 5_000_000_000,
-            "transactions": [],
-            "rules": [],
-        }
-    )
-
+from tests.unit.stratum_harness import ADDRESS
+from tests.unit.stratum_harness import regtest_template as template
 
 # --- extranonce -----------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ from pool.hashing import (
     target_to_difficulty,
 )
 from pool.sharecheck import check_share, parse_notify, parse_submit
+from pool.stratum.judge import judge
+from pool.stratum.judge import parse_submit as parse_submit_params
 
 VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
 BLOCKS: list[dict[str, Any]] = json.loads((VECTORS / "blocks.json").read_text())
@@ -82,28 +84,27 @@ def test_synthetic_job_rebuilds_the_real_block_hash(
     assert explained.coinbase.hex() == vector["coinbase_hex_stripped"]
     # The cached merkle root (repeated extranonce2) gives the same header hash.
     assert work.hash_share(*args) == (digest, value)
-    # validate() from the submit's hex fields agrees and compares with the share target.
-    assert work.validate(
-        bytes.fromhex(submit["extranonce1"]),
-        submit["extranonce2"],
-        submit["ntime"],
-        submit["nonce"],
-        submit["version_bits"] if version != work.version else None,
-        BIP320_VERSION_MASK,
-        value,
-    ) == (digest, value, True)
-    assert (
-        work.validate(
+    # The server's path from the submit's params (parse, judge) agrees.
+    params = ["w", "job", submit["extranonce2"], submit["ntime"], submit["nonce"]]
+    if version != work.version:
+        params.append(submit["version_bits"])
+    parsed = parse_submit_params(params, len(bytes.fromhex(submit["extranonce2"])))
+    for target in (value, value - 1):
+        verdict = judge(
+            work,
             bytes.fromhex(submit["extranonce1"]),
-            submit["extranonce2"],
-            submit["ntime"],
-            submit["nonce"],
-            submit["version_bits"] if version != work.version else None,
-            BIP320_VERSION_MASK,
-            value - 1,
-        )[2]
-        is False
-    )
+            parsed,
+            version_mask=BIP320_VERSION_MASK,
+            difficulty=1.0,
+            share_target=target,
+            grace=None,
+            ntime_range=(0, 0xFFFFFFFF),
+        )
+        assert (verdict.digest, verdict.value, verdict.version) == (digest, value, version)
+        # A real block: accepted even below the session's target, never thrown away, and
+        # credited at the session's difficulty or its own, whichever is lower.
+        assert verdict.accepted and verdict.is_block
+        assert verdict.credited == min(1.0, target_to_difficulty(value))
 
 
 def test_header_fields_match_the_block(vector: dict[str, Any], block: Any) -> None:
@@ -178,15 +179,33 @@ def test_slush_example_share_difficulty() -> None:
     assert result["share_difficulty"] == pytest.approx(7.8857809)
     assert result["verdict"] == "accepted" and result["reason"] is None
     assert result["meets_difficulty"] is True
-    # At difficulty 8 the same share is low: rejected with the reason.
-    low = check_share(
+    # The network difficulty of this testnet job is 5.99: the share is a block. At pool
+    # difficulty 8 it is below the session's target, and still accepted, as the server does
+    # (a block is never thrown away).
+    assert result["meets_network"] is True
+    block = check_share(
         parse_notify(example["notify"]),
         bytes.fromhex(example["extranonce1"]),
         parse_submit(example["submit"], 4),
-        difficulty=8,
+        difficulty=64,
         version_mask=BIP320_VERSION_MASK,
     )
-    assert low["verdict"] == "rejected" and "low difficulty" in low["reason"]
+    assert (block["verdict"], block["reason"], block["meets_difficulty"]) == (
+        "accepted",
+        None,
+        False,
+    )
+    # Another nonce is no block, and low at difficulty 1: rejected with the reason.
+    submit = json.loads(example["submit"])
+    submit["params"][4] = "00000000"
+    low = check_share(
+        parse_notify(example["notify"]),
+        bytes.fromhex(example["extranonce1"]),
+        parse_submit(json.dumps(submit), 4),
+        difficulty=1,
+        version_mask=BIP320_VERSION_MASK,
+    )
+    assert low["verdict"] == "rejected" and low["reason"].startswith("Low difficulty share")
 
 
 @pytest.mark.parametrize("example", EXAMPLES[1:], ids=lambda e: e["name"][:30])
