@@ -380,6 +380,50 @@ def _when(moment: Any) -> str:
     return str(moment.strftime("%Y-%m-%d %H:%M:%S"))
 
 
+def cmd_tenant_token(args: argparse.Namespace) -> int:
+    """farmpool tenant token NAME --create [--label L] | --revoke ID | --list [--json]"""
+    from pool.api import tokens
+
+    settings = _settings(args)
+
+    def act(engine: Any) -> Any:
+        try:
+            if args.create:
+                return tokens.create_token(engine, args.name, args.label)
+            if args.revoke is not None:
+                return tokens.revoke_token(engine, args.name, args.revoke)
+            return tokens.list_tokens(engine, args.name)
+        except tokens.TokenError as exc:
+            raise CliError(str(exc), EXIT_BAD_INPUT) from None
+
+    result = _admin_call(settings, act)
+    if args.create:
+        token, row = result
+        print(f"token {row.id} for tenant {row.tenant} (shown this once; keep it safe):")
+        print(token)
+    elif args.revoke is not None:
+        print(f"token {result.id} ({result.prefix}...) of tenant {result.tenant} revoked")
+    elif args.json:
+        print(json.dumps([row.to_json() for row in result]))
+    else:
+        _print_table(
+            ["ID", "PREFIX", "LABEL", "CREATED (UTC)", "LAST USED (UTC)", "REVOKED (UTC)"],
+            [
+                [
+                    str(row.id),
+                    row.prefix + "...",
+                    row.label or "-",
+                    _when(row.created_at),
+                    _when(row.last_used_at) if row.last_used_at else "-",
+                    _when(row.revoked_at) if row.revoked_at else "-",
+                ]
+                for row in result
+            ],
+            f"tenant {args.name} has no tokens",
+        )
+    return 0
+
+
 def cmd_site(args: argparse.Namespace) -> int:
     """farmpool site add NAME [--timezone TZ] | list [--json]"""
     from pool.ledger import admin
@@ -696,6 +740,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--pooled", dest="solo", action="store_const", const=False, help="it shares (default)"
     )
     c.set_defaults(func=cmd_tenant, active=None, solo=None)
+    c = actions.add_parser(
+        "token", help="a tenant's API tokens: each sees that tenant's numbers and nothing else"
+    )
+    c.add_argument("name", help="the tenant")
+    what = c.add_mutually_exclusive_group(required=True)
+    what.add_argument("--create", action="store_true", help="make a token (shown once)")
+    what.add_argument("--revoke", type=int, metavar="ID", help="revoke the token with this id")
+    what.add_argument("--list", action="store_true", help="the tenant's tokens (never the tokens)")
+    c.add_argument("--label", help="with --create: what the token is for (e.g. grafana)")
+    c.add_argument("--json", action="store_true", help="with --list: JSON instead of a table")
+    c.set_defaults(func=cmd_tenant_token)
 
     money_commands.add_parsers(sub)
 

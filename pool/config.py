@@ -206,8 +206,12 @@ class ApiSettings:
     enabled: bool = False
     bind: str = "127.0.0.1"
     port: int = 8080
-    #: Bearer token for the admin endpoints (bans, kick); None: they are off.
+    #: The operator's bearer token: the admin endpoints (bans, kick) and, unless
+    #: public_read, the read endpoints and the dashboard's data; None: they are off.
     admin_token: str | None = None
+    #: Anyone who reaches the API may read the operator's endpoints (every tenant's
+    #: workers, balances, addresses): only for a pool on localhost.
+    public_read: bool = False
     #: Seconds between the hashrate samples the dashboard draws (a day of them is kept).
     sample_s: float = 60.0
 
@@ -711,7 +715,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         }
     ],
     "tenants": [{"name": "demo"}],
-    "api": {"bind": "127.0.0.1", "port": 8080},
+    # A regtest pool on localhost: its dashboard may be read without a token.
+    "api": {"bind": "127.0.0.1", "port": 8080, "public_read": True},
 }
 
 
@@ -774,6 +779,7 @@ def _api(sec: _Section) -> ApiSettings:
         bind=sec.take("bind", d.bind, _text),
         port=sec.take("port", d.port, _integer(0, 65535)),
         admin_token=token,
+        public_read=sec.take("public_read", d.public_read, _flag),
         sample_s=sec.take("sample_s", d.sample_s, _number(0.5, 3600)),
     )
     sec.finish()

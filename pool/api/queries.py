@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import ColumnElement, Engine, case, func, select, true
 
 from pool.accounting.payout import balances
 from pool.config import PayoutSettings
@@ -48,10 +48,19 @@ def tenants(engine: Engine, settings: PayoutSettings) -> list[dict[str, Any]]:
     return [{**b.to_json(), "active": bool(active.get(b.tenant, False))} for b in rows]
 
 
-def workers(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Every worker with shares in the last day: hashrates, last share, reject rate."""
+def workers(
+    engine: Engine, now: datetime | None = None, tenant_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Every worker with shares in the last day (of one tenant, given its id): hashrates,
+    last share, reject rate."""
     now = now or datetime.now(UTC)
     day = now - WINDOWS["24h"]
+
+    def mine(column: Any) -> ColumnElement[bool]:
+        if tenant_id is None:
+            return true()
+        return column.in_(select(Worker.id).where(Worker.tenant_id == tenant_id))  # type: ignore[no-any-return]
+
     sums = [
         func.sum(case((Share.created_at >= now - span, Share.work), else_=0)).label(name)
         for name, span in WINDOWS.items()
@@ -66,21 +75,21 @@ def workers(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]
                     func.max(Share.created_at).label("last"),
                     *sums,
                 )
-                .where(Share.created_at >= day)
+                .where(Share.created_at >= day, mine(Share.worker_id))
                 .group_by(Share.worker_id)
             )
         }
         compacted = dict(
             conn.execute(
                 select(ShareHour.worker_id, func.sum(ShareHour.work))
-                .where(ShareHour.hour >= day)
+                .where(ShareHour.hour >= day, mine(ShareHour.worker_id))
                 .group_by(ShareHour.worker_id)
             ).all()
         )
         rejects = dict(
             conn.execute(
                 select(ShareReject.worker_id, func.sum(ShareReject.count))
-                .where(ShareReject.hour >= day - timedelta(hours=1))
+                .where(ShareReject.hour >= day - timedelta(hours=1), mine(ShareReject.worker_id))
                 .group_by(ShareReject.worker_id)
             ).all()
         )
@@ -120,8 +129,11 @@ def workers(engine: Engine, now: datetime | None = None) -> list[dict[str, Any]]
     return out
 
 
-def blocks(engine: Engine, limit: int | None = 100) -> list[dict[str, Any]]:
-    """The blocks the pool found, newest first (`farmpool blocks list` and the API)."""
+def blocks(
+    engine: Engine, limit: int | None = 100, tenant_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The blocks the pool found (those one tenant's workers found, given its id), newest
+    first (`farmpool blocks list` and the API)."""
     query = (
         select(
             Block.height,
@@ -138,6 +150,8 @@ def blocks(engine: Engine, limit: int | None = 100) -> list[dict[str, Any]]:
         .join(Site, Site.id == Block.site_id)
         .order_by(Block.height.desc(), Block.id.desc())
     )
+    if tenant_id is not None:
+        query = query.where(Block.tenant_id == tenant_id)
     if limit is not None:
         query = query.limit(limit)
     with engine.connect() as conn:

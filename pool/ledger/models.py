@@ -396,3 +396,44 @@ class PayoutItem(Base):
     site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True)
     address: Mapped[str] = mapped_column(String(128))
     amount_sat: Mapped[int] = mapped_column(BigInteger)
+
+
+class TenantToken(Base):
+    """A tenant's API token: it sees that tenant's numbers and nothing else. Only the token's
+    SHA-256 is stored (tokens are 256 random bits: a hash is enough, and a copy of the
+    database gives no one a token); the token itself is shown once, when it is made."""
+
+    __tablename__ = "tenant_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The token's first characters, to tell tokens apart in lists (not enough to use one).
+    prefix: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Event(Base):
+    """Something an operator or a tenant is told about (pool/alerts/): a worker down or back,
+    a tenant's hashrate falling, a block found or orphaned, a payout sent or failed, the node
+    unreachable, the ledger spooling. Written by whichever process saw it; delivered to the
+    webhooks once, by the stratum node that claims it (`claimed_by`)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "delivered_at", "claimed_by"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    #: The tenant it is about (None: the operator's business only).
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id"), nullable=True, index=True
+    )
+    subject: Mapped[str] = mapped_column(String(256))
+    data: Mapped[str] = mapped_column(Text)  # a JSON object
+    source: Mapped[str] = mapped_column(String(64))  # the stratum node or command that saw it
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

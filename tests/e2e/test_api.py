@@ -50,6 +50,7 @@ def http(
     body: dict[str, Any] | None = None,
     token: str | None = None,
 ) -> tuple[int, bytes]:
+    """GET (or POST `body`), with the bearer `token` if given."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{api_port(server)}{path}",
         data=None if body is None else json.dumps(body).encode(),
@@ -64,7 +65,7 @@ def http(
 
 
 def get_json(server: ServeProcess, path: str) -> Any:
-    status, body = http(server, path)
+    status, body = http(server, path, token=TOKEN)
     assert status == 200, (path, status, body)
     return json.loads(body)
 
@@ -143,7 +144,9 @@ def test_tenants_workers_blocks_payouts(server: ServeProcess, traffic: list[Stra
     assert [s["name"] for s in get_json(server, "/api/sites")] == ["north", "south"]
     points = get_json(server, "/api/hashrate")["points"]
     assert any(p["hashrate_hs"].get("north/acme", 0) > 0 for p in points), points
-    assert http(server, "/api/nothing")[0] == 404
+    assert http(server, "/api/nothing", token=TOKEN)[0] == 404
+    # The operator's reads are closed without the operator token (api.public_read: false).
+    assert http(server, "/api/workers")[0] == 401
 
 
 def test_admin_endpoints_need_the_token(server: ServeProcess, traffic: list[StratumClient]) -> None:
@@ -182,7 +185,7 @@ def test_the_dashboard_draws_the_hashrate_in_chromium(
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (scripts/bootstrap installs it as root)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
-    url = f"http://127.0.0.1:{api_port(server)}/"
+    url = f"http://127.0.0.1:{api_port(server)}/#token={TOKEN}"
     flags = [
         chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000",
