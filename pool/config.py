@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from pool.alerts.kinds import KINDS
 from pool.chain.addresses import NETWORKS, AddressError, address_to_script
 from pool.netlists import parse_networks
 
@@ -225,6 +226,45 @@ class LedgerSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """Where events are POSTed (JSON), and which."""
+
+    url: str
+    #: Only these kinds (empty: every kind).
+    kinds: tuple[str, ...] = ()
+    #: Only events of these tenants (empty: every event, the operator's too).
+    tenants: tuple[str, ...] = ()
+    #: Signs each body: header X-Farmpool-Signature: sha256=HMAC-SHA256(secret, body) in hex.
+    secret: str | None = None
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Events and their webhooks (pool/alerts/)."""
+
+    #: A worker that sent no share for this long is down (or for 3 of its usual intervals
+    #: between shares, if that is longer).
+    worker_down_after_s: float = 600.0
+    #: Per tenant: (name, worker_down_after_s).
+    tenant_worker_down_after_s: tuple[tuple[str, float], ...] = ()
+    #: A tenant's hashrate over the last window below (1 - this) x its baseline: an event.
+    hashrate_drop_fraction: float = 0.5
+    hashrate_window_s: float = 600.0
+    hashrate_baseline_s: float = 3600.0
+    #: The Bitcoin node failing this long: node_unreachable.
+    node_down_after_s: float = 30.0
+    webhooks: tuple[WebhookSettings, ...] = ()
+    #: Deliveries waiting at most (more are left in the database for later).
+    queue_max: int = 1000
+    #: Tries per delivery round (backoff 1, 2, 4 ... s) before the round gives up.
+    retries: int = 5
+
+    def down_after(self, tenant: str) -> float:
+        return dict(self.tenant_worker_down_after_s).get(tenant, self.worker_down_after_s)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration."""
 
@@ -241,6 +281,7 @@ class Settings:
     ledger: LedgerSettings = LedgerSettings()
     payout: PayoutSettings = PayoutSettings()
     api: ApiSettings = ApiSettings()
+    alerts: AlertSettings = AlertSettings()
     log_level: str = "info"
     source: str = "<embedded defaults>"
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -786,6 +827,77 @@ def _api(sec: _Section) -> ApiSettings:
     return api
 
 
+def _webhook(path: str, item: Any) -> WebhookSettings:
+    sec = _Section(item, path)
+    url = sec.take("url", "", _text)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(sec.key("url"), f"expected an http:// or https:// URL, got {url!r}")
+    every: tuple[str, ...] = ()
+    kinds = sec.take("kinds", every, _names_any)
+    for i, kind in enumerate(kinds):
+        if kind not in KINDS:
+            raise ConfigError(
+                f"{sec.key('kinds')}[{i}]", f"unknown kind {kind!r} (kinds: {', '.join(KINDS)})"
+            )
+    hook = WebhookSettings(
+        url=url,
+        kinds=kinds,
+        tenants=sec.take("tenants", every, _names),
+        secret=sec.take("secret", None, _text),
+        timeout_s=sec.take("timeout_s", WebhookSettings.timeout_s, _number(0.1, 120)),
+    )
+    sec.finish()
+    return hook
+
+
+def _names_any(path: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(path, f"expected a list of names, got {_kind(value)}")
+    return tuple(value)
+
+
+def _alerts(sec: _Section) -> AlertSettings:
+    d = AlertSettings()
+    tenants = sec.section("tenants")
+    overrides = []
+    for name in tenants.data:
+        one = tenants.section(name)
+        overrides.append(
+            (name, one.take("worker_down_after_s", d.worker_down_after_s, _number(10, 7 * 86400)))
+        )
+        one.finish()
+    no_hooks: tuple[WebhookSettings, ...] = ()
+    hooks = sec.take("webhooks", no_hooks, _webhooks)
+    alerts = AlertSettings(
+        worker_down_after_s=sec.take(
+            "worker_down_after_s", d.worker_down_after_s, _number(1, 7 * 86400)
+        ),
+        tenant_worker_down_after_s=tuple(overrides),
+        hashrate_drop_fraction=sec.take(
+            "hashrate_drop_fraction", d.hashrate_drop_fraction, _number(0.01, 0.99)
+        ),
+        hashrate_window_s=sec.take("hashrate_window_s", d.hashrate_window_s, _number(1, 86400)),
+        hashrate_baseline_s=sec.take(
+            "hashrate_baseline_s", d.hashrate_baseline_s, _number(2, 7 * 86400)
+        ),
+        node_down_after_s=sec.take("node_down_after_s", d.node_down_after_s, _number(0, 3600)),
+        webhooks=hooks,
+        queue_max=sec.take("queue_max", d.queue_max, _integer(1, 1_000_000)),
+        retries=sec.take("retries", d.retries, _integer(1, 20)),
+    )
+    sec.finish()
+    if alerts.hashrate_baseline_s <= alerts.hashrate_window_s:
+        raise ConfigError(sec.key("hashrate_baseline_s"), "must be longer than hashrate_window_s")
+    return alerts
+
+
+def _webhooks(path: str, value: Any) -> tuple[WebhookSettings, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(path, f"expected a list of webhooks, got {_kind(value)}")
+    return tuple(_webhook(f"{path}[{i}]", item) for i, item in enumerate(value))
+
+
 def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
     top = _Section(data, "")
     network = top.take("network", "regtest", _choice(*NETWORKS))
@@ -810,6 +922,7 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
     payout = _payout(top.section("payout"))
     api = _api(top.section("api")) if "api" in top.data else ApiSettings()
     top.used.add("api")
+    alerts = _alerts(top.section("alerts"))
     log_level = top.take("log_level", "info", _choice("debug", "info", "warning", "error"))
     top.finish()
     return Settings(
@@ -826,6 +939,7 @@ def settings_from_mapping(data: Any, source: str = "<mapping>") -> Settings:
         ledger=ledger,
         payout=payout,
         api=api,
+        alerts=alerts,
         log_level=log_level,
         source=source,
         raw=top.data,

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
 
+from pool.alerts.service import Alerts
 from pool.chain.job import Job, JobFactory
 from pool.chain.rpc import AsyncNode, NodeError, NodeRPC, call_with_retry
 from pool.chain.template import detect_segwit
@@ -113,8 +115,38 @@ def start_money_loop(settings: Settings, engine: Any, reactor: Any) -> LoopingCa
     return loop
 
 
+def start_alerts(
+    settings: Settings,
+    server: StratumServer,
+    writer: LedgerWriter,
+    source: WorkSource,
+    reactor: Any,
+) -> Alerts:
+    """The alerts (pool/alerts/): told of every share and block, watching the node and the
+    ledger, delivering events to the configured webhooks."""
+    alerts = Alerts(settings.alerts, settings.node_name, writer.engine, reactor)
+    alerts.node_ok = lambda: (source.node_error is None, source.node_error or "")
+    alerts.ledger_ok = lambda: writer.db_ok
+
+    def work_by_tenant() -> dict[str, float]:
+        totals: dict[str, float] = defaultdict(float)
+        for (_, tenant), work in server.work_by_account.items():
+            totals[tenant] += work
+        return totals
+
+    alerts.work_by_tenant = work_by_tenant
+    server.observer = alerts
+    alerts.start()
+    return alerts
+
+
 def start_api(
-    settings: Settings, server: StratumServer, writer: LedgerWriter, rpc: NodeRPC, reactor: Any
+    settings: Settings,
+    server: StratumServer,
+    writer: LedgerWriter,
+    rpc: NodeRPC,
+    reactor: Any,
+    alerts: Alerts | None = None,
 ) -> int | None:
     """The HTTP API, /metrics and the dashboard (when `api.enabled`); returns its port."""
     if not settings.api.enabled:
@@ -126,7 +158,16 @@ def start_api(
     sampler = LoopingCall(history.sample, server.work_by_account)
     sampler.clock = reactor
     sampler.start(settings.api.sample_s, now=True)
-    site = make_site(Api(server, writer, rpc, settings, history))
+    api = Api(
+        server,
+        writer,
+        rpc,
+        settings,
+        history,
+        worker_state=alerts.worker_state if alerts is not None else None,
+    )
+    api.alerts = alerts
+    site = make_site(api)
     port = reactor.listenTCP(settings.api.port, site, interface=settings.api.bind)
     bound = int(port.getHost().port)
     log.info("HTTP API, /metrics and the dashboard on http://%s:%d/", settings.api.bind, bound)
@@ -218,8 +259,9 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
 
             source.listeners.append(on_job)
             yield source.start()
+            alerts = start_alerts(settings, server, writer, source, reactor)
             ports = server.listen()
-            api_port = start_api(settings, server, writer, node.rpc, reactor)
+            api_port = start_api(settings, server, writer, node.rpc, reactor, alerts)
             # Startup objects live as long as the process: keep the collector's full passes
             # off them (a gen-2 pass over a large heap is a latency spike for every miner).
             gc.collect()
@@ -239,6 +281,7 @@ def run(settings: Settings, reactor: Any, wait_node_s: float) -> str | None:
 
             @defer.inlineCallbacks
             def stop() -> Any:
+                alerts.stop()
                 if money_loop is not None and money_loop.running:
                     money_loop.stop()
                 source.stop()

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(length=64), nullable=True),
         sa.Column("claimed_at", sa.DateTime(), nullable=True),
         sa.Column("delivered_at", sa.DateTime(), nullable=True),
+        sa.Column("delivered_to", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_events_tenant_id_tenants")

@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from pool.accounting import rounds, schemes
 from pool.accounting.chainview import ChainView
 from pool.accounting.pps import pps_paid_until
+from pool.alerts import store as alert_events
+from pool.alerts.store import NewEvent
 from pool.config import PayoutSettings
 from pool.ledger.models import Block, Credit
 
@@ -187,7 +189,23 @@ def _step(
         if not _move(conn, block, "orphaned", now, confirmations=0):
             conn.rollback()
             return None
+        _tell_orphaned(conn, block)
         return "orphaned"
+
+
+def _tell_orphaned(conn: Connection, block: Block) -> None:
+    """An event per tenant whose credits the orphan voided (the operator's own if none), in
+    the transaction that voids them: told once, whichever process moved the block."""
+    rows = conn.execute(
+        select(Credit.tenant_id, func.sum(Credit.amount_sat))
+        .where(Credit.block_id == block.id, Credit.status == "void", Credit.tenant_id.is_not(None))
+        .group_by(Credit.tenant_id)
+    ).all()
+    voided: list[tuple[int | None, int]] = [(tid, int(amount or 0)) for tid, amount in rows]
+    base = {"height": block.height, "reward_sat": block.reward_sat}
+    for tenant_id, amount in voided or [(None, 0)]:
+        event = NewEvent("block_orphaned", block.hash, {**base, "voided_sat": amount})
+        alert_events.record(conn, event, "block tracker", tenant_id=tenant_id)
 
 
 def track_blocks(engine: Engine, chain: ChainView, settings: PayoutSettings) -> TrackerReport:

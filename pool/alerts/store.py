@@ -16,23 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
+from pool.alerts.kinds import KINDS
 from pool.ledger.models import Event, Tenant
-
-#: What happened, and whom it concerns (tenant events carry the tenant).
-KINDS = {
-    "worker_down": "a worker sent no share for longer than its tenant's limit",
-    "worker_up": "a worker that was down sent a share again",
-    "hashrate_drop": "a tenant's hashrate fell by more than the set fraction",
-    "hashrate_recovered": "a tenant's hashrate is back",
-    "block_found": "a worker found a block (and the node's answer)",
-    "block_orphaned": "a block the pool found left the main chain: its credits are void",
-    "payout_sent": "a payout transaction paid the tenant",
-    "payout_failed": "a payout run failed",
-    "node_unreachable": "the stratum node cannot reach its Bitcoin node",
-    "node_reachable": "the Bitcoin node answers again",
-    "ledger_spooling": "the share ledger's database is down: shares go to the local spool",
-    "ledger_recovered": "the share ledger's database answers again",
-}
 
 #: Deliveries tried at most this many times (then the event stays listed, undelivered).
 MAX_ATTEMPTS = 8
@@ -47,6 +32,8 @@ class NewEvent:
     data: dict[str, Any]
     tenant: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Already sent to the webhooks (while the database was down): written as delivered.
+    delivered: bool = False
 
     def as_json(self, event_id: int | None, source: str) -> dict[str, Any]:
         return {
@@ -86,6 +73,8 @@ def record(
                 source=source[:64],
                 claimed_by=claimed_by,
                 claimed_at=now if claimed_by else None,
+                delivered_at=now if event.delivered else None,
+                delivered_to="[]",
                 attempts=0,
             )
             .returning(Event.id)
@@ -109,11 +98,12 @@ def _columns() -> tuple[Any, ...]:
         Event.data,
         Event.source,
         Event.delivered_at,
+        Event.delivered_to,
     )
 
 
 def _as_json(row: Any) -> dict[str, Any]:
-    event_id, kind, created, tenant, subject, data, source, delivered = row
+    event_id, kind, created, tenant, subject, data, source, delivered, delivered_to = row
     return {
         "id": int(event_id),
         "kind": kind,
@@ -123,6 +113,7 @@ def _as_json(row: Any) -> dict[str, Any]:
         "data": json.loads(data),
         "source": source,
         "delivered_at": None if delivered is None else delivered.isoformat(),
+        "delivered_to": json.loads(delivered_to),
     }
 
 
@@ -153,6 +144,10 @@ def claim(
     wanted = and_(Event.delivered_at.is_(None), Event.attempts < MAX_ATTEMPTS, free)
     taken = []
     with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            # pysqlite begins at the first write: take the write lock before the read, or
+            # two nodes that read the same rows deadlock on the update ("database is locked").
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         for row in conn.execute(
             select(*_columns())
             .outerjoin(Tenant, Tenant.id == Event.tenant_id)
@@ -170,14 +165,15 @@ def claim(
     return taken
 
 
-def delivered(engine: Engine, ids: list[int], ok: bool) -> None:
-    """Note a delivery: done (`ok`), or one more failed attempt (claimed again later)."""
-    if not ids:
-        return
+def delivered(engine: Engine, event_id: int, reached: list[str], ok: bool) -> None:
+    """Note a delivery round: the webhooks it `reached` (keys), and whether that was all of
+    them (`ok`: delivered); otherwise one more failed attempt, free for a later claim."""
     with engine.begin() as conn:
-        values: dict[str, Any] = {"attempts": Event.attempts + 1}
+        before = conn.execute(select(Event.delivered_to).where(Event.id == event_id)).scalar()
+        done = sorted(set(json.loads(before or "[]")) | set(reached))
+        values: dict[str, Any] = {"attempts": Event.attempts + 1, "delivered_to": json.dumps(done)}
         if ok:
             values["delivered_at"] = datetime.now(UTC)
         else:
             values["claimed_by"] = None
-        conn.execute(update(Event).where(Event.id.in_(ids)).values(**values))
+        conn.execute(update(Event).where(Event.id == event_id).values(**values))

@@ -135,6 +135,8 @@ class Api(resource.Resource):
         self.started = started or time.time()
         #: (tenant, worker) -> "up" / "down" as the alerts see it (None: not watched).
         self.worker_state = worker_state
+        #: The node's alerts (pool/alerts/service.py), for /metrics; None without them.
+        self.alerts: Any = None
         engine: Any = writer.engine if writer is not None else None
         self.engine = engine
         self.gets: dict[str, Callable[[], Any]] = {
@@ -189,7 +191,7 @@ class Api(resource.Resource):
             return self._json(request, 200 if value["status"] == "ok" else 503, value)
         if path == "/metrics":
             request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-            return render(self.stratum, self.writer, self.rpc, self.history).encode()
+            return render(self.stratum, self.writer, self.rpc, self.history, self.alerts).encode()
         args = _args(request)
         tenant_handler = self.tenant_gets.get(path)
         if tenant_handler is not None:
@@ -387,7 +389,6 @@ class Api(resource.Resource):
         since = _whole(args, "since", 0, 0, 2**62)
         limit = _whole(args, "limit", 100, 1, 1000)
         return threads.deferToThread(event_store.list_events, self.engine, tenant_id, since, limit)
-
 
     # --- reads -------------------------------------------------------------------------------
 

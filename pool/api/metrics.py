@@ -79,8 +79,9 @@ class HashrateHistory:
         return dict(self.points[-1]["hashrate_hs"]) if self.points else {}
 
 
-def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory) -> str:
-    """The node's metrics (server: StratumServer; writer: LedgerWriter or None; rpc: NodeRPC)."""
+def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory, alerts: Any = None) -> str:
+    """The node's metrics (server: StratumServer; writer: LedgerWriter or None; rpc: NodeRPC;
+    alerts: pool.alerts.service.Alerts or None)."""
     out = Exposition()
     sessions_by_listener: dict[str, int] = {}
     for session in server.sessions:
@@ -214,6 +215,28 @@ def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory) -> str:
                 ({"outcome": k}, writer.stats.get(k, 0))
                 for k in ("committed", "spooled", "replayed", "quarantined")
             ],
+        )
+    if alerts is not None:
+        from pool.alerts.kinds import KINDS
+
+        out.metric(
+            "farmpool_events_total",
+            "counter",
+            "Events this node saw, by kind (pool/alerts/).",
+            [({"kind": kind}, alerts.stats.get(kind, 0)) for kind in KINDS],
+        )
+        sent = alerts.dispatcher.stats
+        out.metric(
+            "farmpool_webhook_deliveries_total",
+            "counter",
+            "Webhook deliveries, by result (retried: one more try to come).",
+            [({"result": r}, sent.get(r, 0)) for r in ("ok", "retried", "failed", "dropped")],
+        )
+        out.metric(
+            "farmpool_webhook_queue",
+            "gauge",
+            "Webhook deliveries waiting or under way.",
+            [({}, len(alerts.dispatcher.queue) + alerts.dispatcher.in_flight)],
         )
     if rpc is not None:
         out.metric(

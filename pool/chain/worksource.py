@@ -60,6 +60,8 @@ class WorkSource:
         self._stop_event = threading.Event()
         self._retry_delay = backoff_delays(0.25, 5.0)
         self._poll_failing = False
+        #: Why the node did not answer the last template fetch or tip poll (None: it did).
+        self.node_error: str | None = None
         self.first_job: defer.Deferred[Job] = defer.Deferred()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -116,6 +118,7 @@ class WorkSource:
             self.hint(again)
 
     def _fetch_failed(self, failure: Any) -> None:
+        self.node_error = f"getblocktemplate: {failure.getErrorMessage()}"
         if failure.check(NodeError) is None:
             log.error("template fetch failed", exc_info=failure.value)
         delay = self._retry_delay()
@@ -132,6 +135,7 @@ class WorkSource:
         d = self.node.call("getbestblockhash")
 
         def compare(best: Any) -> None:
+            self.node_error = None
             if self._poll_failing:
                 self._poll_failing = False
                 log.warning("node answers tip polls again")
@@ -147,6 +151,7 @@ class WorkSource:
 
     def _poll_failed(self, failure: Any) -> None:
         """Warn once when the node stops answering polls (and once when it is back)."""
+        self.node_error = f"getbestblockhash: {failure.getErrorMessage()}"
         if not self._poll_failing:
             log.warning("tip poll failed: %s", failure.getErrorMessage())
         else:
@@ -197,6 +202,7 @@ class WorkSource:
     # --- templates to jobs ---------------------------------------------------------------
 
     def _got_template(self, template: BlockTemplate, reason: str) -> None:
+        self.node_error = None
         self._retry_delay = backoff_delays(0.25, 5.0)
         previous = self.current
         new_tip = previous is None or template.prevhash != previous.template.prevhash

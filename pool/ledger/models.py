@@ -436,4 +436,6 @@ class Event(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The webhooks (keys of their URLs) it reached already: a later round skips them.
+    delivered_to: Mapped[str] = mapped_column(Text, default="[]")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -61,6 +61,17 @@ class ShareSink(Protocol):
     def count_reject(self, session: Session, reason: str, when: float) -> None: ...
 
 
+class ShareObserver(Protocol):
+    """Told of every accepted share and every block, after the sink (the alerts): it must
+    only note them (no I/O, nothing slow), since it runs in the share path."""
+
+    def on_share(self, share: ShareRecord) -> None: ...
+
+    def on_block(
+        self, share: ShareRecord, block_hash: str, accepted: bool, answer: str | None
+    ) -> None: ...
+
+
 class CountingShareSink:
     """Per-worker totals in memory: for tests and tools that run without a database."""
 
@@ -141,6 +152,7 @@ class StratumServer:
         self.reactor = reactor
         self.clock = clock
         self.sink: ShareSink = sink or CountingShareSink()
+        self.observer: ShareObserver | None = None
         self.on_block = on_block
         self.jobs = JobRegistry()
         cb = settings.coinbase
@@ -386,6 +398,8 @@ class StratumServer:
         self.stats["accepted"] += 1
         # Credited difficulty per (site, tenant), for /metrics and the dashboard's hashrate.
         self.work_by_account[(share.site, share.tenant)] += share.difficulty
+        if self.observer is not None:
+            self.observer.on_share(share)
         return self.sink.record(share)
 
     def note_rejected(self, session: Session, method: str, error: StratumError) -> None:
@@ -535,6 +549,8 @@ class StratumServer:
     ) -> defer.Deferred[Any] | None:
         """Record the block's share, then the block (the ledger keeps that order: a block row
         in the database means its share is there too); the reply waits for both."""
+        if self.observer is not None:
+            self.observer.on_block(share, block_hash, accepted, answer)
         pending = [
             d
             for d in (
