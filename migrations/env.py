@@ -28,7 +28,11 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=sa_pool.NullPool)
+    engine = make_engine(
+        config.get_main_option("sqlalchemy.url") or "",
+        create=bool(config.attributes.get("create_database")),  # `db upgrade` only
+        poolclass=sa_pool.NullPool,
+    )
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pool.accounting import commands as money_commands
+from pool.clihelp import Parser
 from pool.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("farmpool")
@@ -38,6 +39,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic's INFO lines (plugins, context, each migration run) say nothing an admin acts
+    # on; the commands print their outcome. --log-level debug shows them.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -341,8 +345,6 @@ _ADMIN_FIELDS = {
 def _admin_call(settings: Settings, action: Any) -> Any:
     """Run `action(engine)` on the config's database, which must be at the newest migration.
     Bad input (admin.AdminError) exits 2 naming the option; database failures exit 1."""
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are noise here
     from sqlalchemy.exc import SQLAlchemyError
 
     from pool.ledger import admin, db
@@ -618,9 +620,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="farmpool", description=__doc__)
+    parser = Parser(prog="farmpool", description=__doc__)
     parser.add_argument("-c", "--config", help="YAML config (default: embedded regtest defaults)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="what is logged to stderr (default: the config's log_level, else info)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("share-check", help="replay one share and explain its verdict")
@@ -656,13 +662,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     group = sub.add_parser("db", help="the database schema (Alembic migrations)")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
-    c = actions.add_parser("upgrade", help="migrate to REVISION (default: the newest)")
-    c.add_argument("revision", nargs="?", default="head")
+    c = actions.add_parser(
+        "upgrade", help="migrate to REVISION; creates a SQLite database that is not there yet"
+    )
+    c.add_argument(
+        "revision", nargs="?", default="head", help="a migration id, or head (the newest)"
+    )
     c.set_defaults(func=cmd_db)
     c = actions.add_parser("current", help="show the database's migration")
     c.set_defaults(func=cmd_db, revision=None)
-    c = actions.add_parser("downgrade", help="migrate back to REVISION (base: empty)")
-    c.add_argument("revision")
+    c = actions.add_parser("downgrade", help="migrate back to REVISION")
+    c.add_argument("revision", help="a migration id, or base (no tables)")
     c.set_defaults(func=cmd_db)
 
     group = sub.add_parser("ledger", help="the share ledger")
@@ -695,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     c.set_defaults(func=cmd_site)
     c = actions.add_parser("set", help="a site's currency, tariff, heat and hosting terms")
-    c.add_argument("name")
+    c.add_argument("name", help="the site")
     c.add_argument(
         "--timezone", help="IANA time zone (only while the site has no calendar hours yet)"
     )
@@ -719,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
     c.set_defaults(func=cmd_tenant)
     c = actions.add_parser("set", help="change a tenant's payout address or whether it may mine")
-    c.add_argument("name")
+    c.add_argument("name", help="the tenant")
     c.add_argument("--payout-address", help="the new payout address")
     state = c.add_mutually_exclusive_group()
     state.add_argument(
@@ -761,7 +771,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenants", required=True, help="comma-separated tenant names")
     p.add_argument("--miners", type=int, default=2, help="miners per tenant and endpoint")
     p.add_argument("--hashrate", type=float, default=2.0, help="hashes per second each pretends")
-    p.add_argument("--suggest-difficulty", type=float, help="difficulty each miner suggests")
+    p.add_argument(
+        "--suggest-difficulty",
+        type=float,
+        help="difficulty each miner suggests (default: none; the listener's start difficulty)",
+    )
     p.add_argument("--seconds", type=float, default=20.0, help="how long to run")
     p.add_argument(
         "--stale-rate", type=float, default=0.0, help="fraction of shares sent for the old job"
@@ -772,7 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reconnect-after",
         type=float,
-        help="every other miner drops its connection after this many seconds and resumes",
+        help="every other miner drops its connection after this many seconds and resumes "
+        "(default: none drops)",
     )
     p.set_defaults(func=cmd_simulate)
 

@@ -3,13 +3,15 @@
 Starts bcoin in regtest (segwit), runs `farmpool serve` on the embedded defaults pointed at that
 node (the node wallet's address as the pool's payout address, one site, tenants, a localhost
 port with a difficulty CPU miners can meet), connects a small simulated fleet over TCP
-(`farmpool simulate`: version rolling, real shares found by hashing), and then checks on the node
-that the blocks the pool found are in its chain and pay the pool. Then the money: the node
-mines 101 blocks so that the pool's blocks mature, `farmpool blocks update` credits them by
-PPLNS, `farmpool payout --execute` pays the tenants from the node's wallet, and the node's
-wallet must show each tenant's address holding exactly its credit. Last, hosting accounting:
-the site's tariff and heat terms, a contract per tenant, a meter reading, and the month's
-statement of the site. Everything it starts is stopped at the end.
+(`farmpool simulate`: version rolling, real shares found by hashing, the odd stale or duplicate
+share), and then checks on the node that the blocks the pool found are in its chain or
+orphaned, and that those in the chain pay the pool. Then the money: the node mines 101 blocks
+so that the pool's blocks mature, `farmpool blocks update` credits them by PPLNS, `farmpool
+payout --execute` pays the tenants from the node's wallet, and the node's wallet must show
+each tenant's address holding exactly its credit. Last, hosting accounting: the sites' tariff
+and heat terms, a contract per tenant, a meter reading inside the reported month, and the
+month's statement of every tenant at every site. Every table says what its columns mean.
+Everything it starts is stopped at the end.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +42,16 @@ from pool.ledger.db import make_engine
 from pool.ledger.models import Block, Share, Tenant
 
 TENANTS = ["acme", "borealis", "greenhouse"]
-
-
 SITES = {"north": "Europe/Berlin", "south": "UTC"}
+#: Every tenant's declared machines at every site: S19XP, 140 TH/s, this many watts each.
+MACHINE_W = 3010
+#: Seconds between progress lines while the fleet mines.
+PROGRESS_S = 3.0
+
+
+def machines(n: int) -> int:
+    """How many machines the n-th tenant declares at each site."""
+    return 2 + n
 
 
 def start_pool(config: Path, log: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
@@ -104,16 +115,11 @@ def main() -> int:
                 }
                 for site in SITES
             ]
+            config["database_url"] = f"sqlite:///{work / 'farmpool.sqlite3'}"
             path = work / "farmpool.yaml"
             path.write_text(json.dumps(config))
             print(f"regtest node: bcoin at 127.0.0.1:{node.rpc_port}; pool pays {address}")
-            config["database_url"] = f"sqlite:///{work / 'farmpool.sqlite3'}"
-            path.write_text(json.dumps(config))
-            subprocess.run(
-                [sys.executable, "-m", "pool", "-c", str(path), "db", "upgrade"],
-                check=True,
-                capture_output=True,
-            )
+            farmpool(path, "db", "upgrade")
             for site, zone in SITES.items():  # before serve, which would seed them in UTC
                 farmpool(path, "site", "add", site, "--timezone", zone)
             start_height = node.rpc("getblockcount")
@@ -125,79 +131,128 @@ def main() -> int:
                 "ASICs; some send a stale or duplicate share, some restart and resume)"
             )
             try:
-                sim = subprocess.run(
-                    [
-                        sys.executable, "-m", "pool", "simulate",
-                        "--connect", ",".join(f"127.0.0.1:{port}" for port in ports.values()),
-                        "--tenants", ",".join(TENANTS),
-                        "--miners", str(args.miners),
-                        "--hashrate", "0.5",
-                        "--seconds", str(args.seconds),
-                        "--stale-rate", "0.05",
-                        "--duplicate-rate", "0.05",
-                        "--reconnect-after", str(max(1.0, args.seconds / 2)),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=args.seconds + 60,
-                )  # fmt: skip
+                sim = mine(node, list(ports.values()), args.miners, args.seconds)
             finally:
                 pool.send_signal(signal.SIGTERM)
                 code = pool.wait(timeout=30)
             if sim.returncode != 0 or code != 0:
                 print(sim.stderr[-3000:], (work / "pool.log").read_text()[-3000:], file=sys.stderr)
                 return 1
-            result = json.loads(sim.stdout.strip().splitlines()[-1])
-            print(
-                f"\n{'tenant':12} {'miners':>6} {'accepted':>9} {'stale':>6} {'dup':>4} "
-                f"{'blocks':>7} {'resumed':>8}"
-            )
-            for tenant, row in result["tenants"].items():
-                print(
-                    f"{tenant:12} {row['miners']:>6} {row['accepted']:>9} {row['stale']:>6} "
-                    f"{row['duplicate']:>4} {row['blocks']:>7} "
-                    f"{row['resumed']:>3}/{row['reconnects']:<4}"
-                )
-            engine = make_engine(config["database_url"])
-            with engine.connect() as conn:
-                records = [
-                    {"hash": h, "height": height, "accepted": accepted}
-                    for h, height, accepted in conn.execute(
-                        select(Block.hash, Block.height, Block.accepted)
-                    )
-                ]
-                ledger = conn.execute(
-                    select(Tenant.name, func.count(Share.id), func.sum(Share.work))
-                    .join(Share, Share.tenant_id == Tenant.id)
-                    .group_by(Tenant.name)
-                    .order_by(Tenant.name)
-                ).all()
-            engine.dispose()
-            print(f"\n{'ledger':12} {'shares':>9} {'work (diff x 2^16)':>19}")
-            for name, count, work_sum in ledger:
-                print(f"{name:12} {count:>9} {work_sum:>19}")
-            script = address_to_script(address, "regtest")
-            in_chain = 0
-            for record in records:
-                if not record["accepted"]:
-                    continue
-                if node.rpc("getblockhash", record["height"]) != record["hash"]:
-                    continue  # accepted, but another of our blocks won that height
-                block = parse_block(bytes.fromhex(node.rpc("getblock", record["hash"], False)))
-                if block.txs[0].outputs[0].script != script:
-                    print(f"block {record['hash']} does not pay the pool", file=sys.stderr)
-                    return 1
-                in_chain += 1
+            fleet = json.loads(sim.stdout.strip().splitlines()[-1])["tenants"]
+            blocks = chain_check(node, config["database_url"], address)
+            if blocks is None:
+                return 1
+            print_fleet(fleet, blocks)
+            print_ledger(config["database_url"])
             height = node.rpc("getblockcount")
+            in_chain = sum(blocks["chain"].values())
+            orphaned = sum(blocks["orphaned"].values())
             print(
-                f"\n{len(records)} blocks found through the pool, {in_chain} in the node's chain "
-                f"(height {start_height} -> {height}), every one paying the pool."
+                f"\n{in_chain + orphaned} blocks found through the pool, {in_chain} in the node's "
+                f"chain (height {start_height} -> {height}), every one paying the pool; "
+                f"{orphaned} orphaned (another of the pool's blocks took their height first)."
             )
             if in_chain == 0 or height - start_height != in_chain:
                 print("expected the chain to consist of the pool's blocks", file=sys.stderr)
                 return 1
             return pay_out(node, path, config)
     return 0
+
+
+def mine(
+    node: regtest_peers.RegtestNode, ports: list[int], miners: int, seconds: float
+) -> subprocess.CompletedProcess[str]:
+    """Run the simulated fleet for `seconds`, printing the node's height as it goes."""
+    argv = [
+        sys.executable, "-m", "pool", "simulate",
+        "--connect", ",".join(f"127.0.0.1:{port}" for port in ports),
+        "--tenants", ",".join(TENANTS),
+        "--miners", str(miners),
+        "--hashrate", "0.5",
+        "--seconds", str(seconds),
+        "--stale-rate", "0.1",
+        "--duplicate-rate", "0.1",
+        "--reconnect-after", str(max(1.0, seconds / 2)),
+    ]  # fmt: skip
+    print(f"mining for {seconds:g} s:", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        sim = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
+        while True:
+            try:
+                code = sim.wait(timeout=PROGRESS_S)
+                break
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - started
+                if elapsed > seconds + 60:
+                    sim.kill()
+                elif elapsed < seconds:
+                    height = node.rpc("getblockcount")
+                    print(f"  {elapsed:3.0f} s: the node's chain is at height {height}", flush=True)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(argv, code, out.read(), err.read())
+
+
+def chain_check(
+    node: regtest_peers.RegtestNode, database_url: str, address: str
+) -> dict[str, Counter[str]] | None:
+    """Per tenant, the blocks the pool found that are in the node's chain and those that are
+    not (orphaned: a sibling at their height won; or refused by the node). Every block in the
+    chain must pay the pool's address; None (after saying why) if one does not."""
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        records = conn.execute(
+            select(Block.hash, Block.height, Tenant.name).join(Tenant, Tenant.id == Block.tenant_id)
+        ).all()
+    engine.dispose()
+    script = address_to_script(address, "regtest")
+    blocks: dict[str, Counter[str]] = {"chain": Counter(), "orphaned": Counter()}
+    for block_hash, height, tenant in records:
+        if node.rpc("getblockhash", height) != block_hash:
+            blocks["orphaned"][tenant] += 1
+            continue
+        block = parse_block(bytes.fromhex(node.rpc("getblock", block_hash, False)))
+        if block.txs[0].outputs[0].script != script:
+            print(f"block {block_hash} does not pay the pool", file=sys.stderr)
+            return None
+        blocks["chain"][tenant] += 1
+    return blocks
+
+
+def print_fleet(fleet: dict[str, dict[str, Any]], blocks: dict[str, Counter[str]]) -> None:
+    print(
+        f"\n{'tenant':12} {'miners':>6} {'accepted':>9} {'stale':>6} {'dup':>4} "
+        f"{'in chain':>9} {'orphaned':>9} {'resumed':>8}"
+    )
+    for tenant, row in fleet.items():
+        print(
+            f"{tenant:12} {row['miners']:>6} {row['accepted']:>9} {row['stale']:>6} "
+            f"{row['duplicate']:>4} {blocks['chain'][tenant]:>9} {blocks['orphaned'][tenant]:>9} "
+            f"{row['resumed']:>4}/{row['reconnects']:<3}"
+        )
+    print(
+        "accepted: shares the pool took; stale: sent for a job gone with the last block (21);\n"
+        "dup: the same share sent twice while its job was current (22); in chain / orphaned:\n"
+        "the tenant's blocks that are in the node's chain / that lost their height to another\n"
+        "of the pool's blocks (regtest blocks come every few hundred ms); resumed: restarted\n"
+        "miners that got their session back / restarts."
+    )
+
+
+def print_ledger(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        ledger = conn.execute(
+            select(Tenant.name, func.count(Share.id), func.sum(Share.work))
+            .join(Share, Share.tenant_id == Tenant.id)
+            .group_by(Tenant.name)
+            .order_by(Tenant.name)
+        ).all()
+    engine.dispose()
+    print(f"\n{'ledger':12} {'shares':>9} {'work (diff x 2^16)':>19}")
+    for name, count, work_sum in ledger:
+        print(f"{name:12} {count:>9} {work_sum:>19}")
 
 
 def farmpool(path: Path, *args: str) -> str:
@@ -207,6 +262,10 @@ def farmpool(path: Path, *args: str) -> str:
     if run.returncode != 0:
         raise RuntimeError(f"farmpool {' '.join(args)} failed:\n{run.stdout}{run.stderr}")
     return run.stdout
+
+
+def btc(sat: int) -> str:
+    return f"{Decimal(sat) / 100_000_000:.8f}"
 
 
 def pay_out(node: regtest_peers.RegtestNode, path: Path, config: dict[str, Any]) -> int:
@@ -219,20 +278,28 @@ def pay_out(node: regtest_peers.RegtestNode, path: Path, config: dict[str, Any])
     print(farmpool(path, "blocks", "update").strip())
     owed = {b["tenant"]: b["owed_sat"] for b in json.loads(farmpool(path, "balances", "--json"))}
     print(farmpool(path, "balances").rstrip())
-    print("\npayout run:")
     for _ in range(40):  # bcoin's wallet takes a moment to see the new coinbases
         run = subprocess.run(
-            [sys.executable, "-m", "pool", "-c", str(path), "payout", "--execute"],
+            [sys.executable, "-m", "pool", "-c", str(path), "payout", "--execute", "--json"],
             capture_output=True,
             text=True,
         )
-        if run.returncode == 0 or "not enough spendable funds" not in run.stdout:
+        if run.returncode == 0 or "not enough spendable funds" not in run.stdout + run.stderr:
             break
         time.sleep(0.5)
-    print(run.stdout.rstrip())
     if run.returncode != 0:
-        print(run.stderr[-3000:], file=sys.stderr)
+        print(run.stdout[-3000:], run.stderr[-3000:], file=sys.stderr)
         return 1
+    summary = json.loads(run.stdout)
+    total = sum(batch["total_sat"] for batch in summary["sent"])
+    print(
+        f"\npayout run (farmpool payout --execute): {btc(total)} BTC in "
+        f"{len(summary['sent'])} transaction(s)"
+    )
+    for batch in summary["sent"]:
+        print(f"  {batch['txid']} (network fee {batch['fee_sat']} sat)")
+        for p in batch["payments"]:
+            print(f"    {p['tenant']:<12} {btc(p['amount_sat']):>16} BTC to {p['address']}")
     node.mine(1)
     addresses = {t["name"]: t["payout_address"] for t in config["tenants"]}
     got = {}
@@ -250,6 +317,15 @@ def pay_out(node: regtest_peers.RegtestNode, path: Path, config: dict[str, Any])
         return 1
     print("every tenant received exactly its PPLNS credit, less the pool fee.")
     return statements(path, list(addresses))
+
+
+def meter_period(now: datetime) -> tuple[datetime, datetime]:
+    """The meter reading's period: up to 12 hours before `now`, but never before the start of
+    now's month (UTC, the south site's time zone), so that the month's statement shows it
+    whatever the date."""
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = max(month, now - timedelta(hours=12)).replace(microsecond=0)
+    return start, max(now.replace(microsecond=0), start + timedelta(seconds=1))
 
 
 def statements(path: Path, tenants: list[str]) -> int:
@@ -274,12 +350,22 @@ def statements(path: Path, tenants: list[str]) -> int:
                 hosting = ["--hosting", "kwh", "--hosting-price", "0.02"]
             farmpool(
                 path, "contract", "set", tenant, site, *hosting,
-                "--machine", f"S19XP:{2 + n}:140:3010", "--valid-from", yesterday.isoformat(),
+                "--machine", f"S19XP:{machines(n)}:140:{MACHINE_W}",
+                "--valid-from", yesterday.isoformat(),
             )  # fmt: skip
+    # A reading of tenants[0] at south: its meter shows 90 % of its machines' nameplate draw.
+    start, end = meter_period(now)
+    hours = Decimal((end - start).total_seconds()) / 3600
+    kwh = max(Decimal("0.001"), (machines(0) * MACHINE_W * hours * Decimal("0.0009")))
+    kwh = kwh.quantize(Decimal("0.001"))
     readings = path.parent / "meter.csv"
     readings.write_text(
         "site,tenant,period_start,period_end,kwh\r\n"
-        f"south,{tenants[0]},{yesterday}T00:00:00Z,{yesterday}T12:00:00Z,130.5\r\n"
+        f"south,{tenants[0]},{start.isoformat()},{end.isoformat()},{kwh}\r\n"
+    )
+    print(
+        f"meter reading of {tenants[0]} at south, {start:%Y-%m-%d %H:%M:%S} to {end:%H:%M:%S} "
+        f"UTC: 90 % of its declared machines' draw"
     )
     print(farmpool(path, "meter", "import", str(readings)).strip())
     month = now.strftime("%Y-%m")
@@ -287,7 +373,7 @@ def statements(path: Path, tenants: list[str]) -> int:
     print(f"\nstatements for {month} (farmpool report tenant --period {month}; csv and json too):")
     columns = [
         ("site", "site", 6), ("tenant", "tenant", 11), ("shares", "shares", 6),
-        ("blocks", "blocks", 6), ("credited BTC", "credited_btc", 13),
+        ("found", "blocks", 6), ("credited BTC", "credited_btc", 13),
         ("paid BTC", "paid_btc", 13), ("kWh", "energy_kwh", 9), ("est. kWh", "estimated_kwh", 9),
         ("energy", "energy_cost", 8), ("hosting", "hosting_fee", 8),
         ("heat", "heat_revenue", 7), ("net EUR", "net", 9),
@@ -295,6 +381,14 @@ def statements(path: Path, tenants: list[str]) -> int:
     print("  ".join(title.rjust(width) for title, _, width in columns))
     for row in rows:
         print("  ".join(str(row[key]).rjust(width) for _, key, width in columns))
+    print(
+        "found: blocks found there this month, in the chain or orphaned (only those in the\n"
+        "chain are credited); kWh: used, metered where a reading covers the hour, else\n"
+        "estimated from the declared machines (est. kWh: the estimated part); energy, hosting\n"
+        "and heat in EUR. net = heat - energy - hosting, the hosting account from the\n"
+        "tenant's side: negative, the tenant owes the farm that much for the month (its mining\n"
+        "income is the BTC credited, paid in BTC); positive, the farm owes the tenant."
+    )
     if len(rows) != len(SITES) * len(tenants):
         print(f"expected a statement per tenant and site, got {len(rows)}", file=sys.stderr)
         return 1

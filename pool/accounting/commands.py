@@ -375,8 +375,8 @@ def add_parsers(sub: Any) -> None:
     group = sub.add_parser("contract", help="tenants' terms per site: fee, hosting, fleet")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = actions.add_parser("set", help="create or change a tenant's contract at a site")
-    c.add_argument("tenant")
-    c.add_argument("site")
+    c.add_argument("tenant", help="the tenant")
+    c.add_argument("site", help="the site")
     c.add_argument("--fee-percent", help="the pool fee here, percent (pool: the tenant's/pool's)")
     c.add_argument("--hosting", choices=["kw_month", "kwh", "none"], help="how hosting is billed")
     c.add_argument("--hosting-price", help="per kW of the fleet per month, or per kWh")
@@ -393,7 +393,7 @@ def add_parsers(sub: Any) -> None:
     group = sub.add_parser("meter", help="meter readings")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = actions.add_parser("import", help="import a CSV: site,tenant,period_start,period_end,kwh")
-    c.add_argument("file")
+    c.add_argument("file", help="the CSV file (RFC 4180, a header row)")
     c.set_defaults(func=cmd_meter_import)
 
     group = sub.add_parser("energy", help="hourly energy, heat and hosting per tenant and site")
@@ -402,11 +402,13 @@ def add_parsers(sub: Any) -> None:
     c.set_defaults(func=cmd_energy_update)
 
     p = sub.add_parser("report", help="statements per tenant and site, site, or pool")
-    p.add_argument("level", choices=["tenant", "site", "pool"])
+    p.add_argument(
+        "level", choices=["tenant", "site", "pool"], help="rows per tenant and site, site or pool"
+    )
     p.add_argument("--period", required=True, help="YYYY-MM or YYYY-MM-DD (the site's local)")
-    p.add_argument("--site")
-    p.add_argument("--tenant")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--site", help="only this site (default: every site)")
+    p.add_argument("--tenant", help="only this tenant (default: every tenant)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table", help="the output")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("payout", help="pay mature balances through the node's wallet")

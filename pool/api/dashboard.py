@@ -75,7 +75,7 @@ PAGE = (
 async function refresh(){
  try{
   const [pool,hist,workers,blocks]=await Promise.all([get("/api/pool"),get("/api/hashrate"),get("/api/workers"),get("/api/blocks")]);
-  document.getElementById("node").textContent=pool.node+" \\u00b7 height "+pool.height+" \\u00b7 "+pool.sessions+" sessions";
+  document.getElementById("node").textContent=pool.node+" \\u00b7 height "+pool.tip_height+" \\u00b7 "+pool.sessions+" sessions";
   document.getElementById("summary").textContent="accepted "+(pool.stats.accepted||0)+" shares \\u00b7 blocks "+(pool.stats.blocks_accepted||0);
   draw(hist.points);
   fill("workers",workers.map(w=>({values:[w.tenant+"."+w.worker,rate(w.hashrate_hs["5m"]),rate(w.hashrate_hs["1h"]),rate(w.hashrate_hs["24h"]),w.last_share||"-",w.reject_percent+" %"]})));

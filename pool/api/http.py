@@ -421,7 +421,8 @@ class Api(resource.Resource):
             "uptime_s": round(time.time() - self.started, 3),
             "sessions": len(s.sessions),
             "working": len(s.working),
-            "height": job.height if job is not None else None,
+            "tip_height": job.tip_height if job is not None else None,  # = farmpool_tip_height
+            "job_height": job.height if job is not None else None,  # the block being mined
             "job_age_s": round(time.time() - s.job_at, 3) if s.job_at else None,
             "stats": dict(s.stats),
             "hashrate_hs": self.history.latest(),

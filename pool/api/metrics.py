@@ -138,8 +138,8 @@ def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory, alerts:
     out.metric(
         "farmpool_tip_height",
         "gauge",
-        "Height of the chain tip the current job builds on.",
-        [({}, job.height - 1)] if job is not None else [],
+        "Height of the chain tip the current job builds on (the node's getblockcount).",
+        [({}, job.tip_height)] if job is not None else [],
     )
     out.metric(
         "farmpool_job_age_seconds",

@@ -42,7 +42,14 @@ class Job:
 
     @property
     def height(self) -> int:
+        """The height of the block this job mines (the template's; in `job` events)."""
         return self.template.height
+
+    @property
+    def tip_height(self) -> int:
+        """The height of the chain tip this job builds on: the node's `getblockcount` when
+        the template was made, one below `height`. What /api/pool and /metrics report."""
+        return self.template.height - 1
 
     @property
     def prevhash_hex(self) -> str:

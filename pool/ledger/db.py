@@ -43,13 +43,22 @@ def redacted(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def make_engine(url: str, **kw: Any) -> Engine:
-    """An engine with the pool's settings for its dialect."""
+def make_engine(url: str, *, create: bool = False, **kw: Any) -> Engine:
+    """An engine with the pool's settings for its dialect.
+
+    A SQLite file is made only with `create` (`farmpool db upgrade`): every other command on
+    a database that is not there fails, naming the file, and leaves nothing behind (SQLite
+    would otherwise create an empty file, and its folder, on the first connection)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            if create:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            elif not Path(database).exists():
+                raise DatabaseError(
+                    f"no database at {database}: create it with `farmpool db upgrade`"
+                )
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
 
         @event.listens_for(engine, "connect")
@@ -75,7 +84,10 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    """Migrate to `revision`; the only command that creates a SQLite database."""
+    config = alembic_config(url)
+    config.attributes["create_database"] = True  # read by migrations/env.py
+    command.upgrade(config, revision)
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -40,7 +40,8 @@ class MinerSpec:
     suggest_difficulty: float | None = None
     max_tries: int = 4096
     #: Firmware slips, as a fraction of shares: a share for the previous job after a new
-    #: block (answered stale, 21), a share sent twice (answered duplicate, 22).
+    #: block (answered stale, 21), a share sent twice in a row, while its job is current
+    #: (answered duplicate, 22).
     stale_rate: float = 0.0
     duplicate_rate: float = 0.0
     #: Drop the connection after this many seconds and come back, resuming the session.
@@ -190,9 +191,11 @@ class SimulatedMiner(LineOnlyReceiver):
         if self.work is None or not self.authorized:
             return
         roll = self.rng.random()
-        if roll < self.spec.duplicate_rate and self.last_submit is not None:
-            self.stats.duplicates_sent += 1
-            self.request("mining.submit", self.last_submit, self._slip)
+        if roll < self.spec.duplicate_rate:
+            # The same submit again at once: the pool judges it on the job it was found for.
+            if self.submit_one() and self.last_submit is not None:
+                self.stats.duplicates_sent += 1
+                self.request("mining.submit", self.last_submit, self._slip)
             return
         if roll < self.spec.duplicate_rate + self.spec.stale_rate and self.previous is not None:
             job_id, work, ntime = self.previous
@@ -210,11 +213,12 @@ class SimulatedMiner(LineOnlyReceiver):
             code = error[0] if isinstance(error, list) and error else 0
             self.stats.rejected[code] += 1
 
-    def submit_one(self) -> None:
-        """Find a share at the current difficulty (by hashing) and submit it."""
+    def submit_one(self) -> bool:
+        """Find a share at the current difficulty (by hashing) and submit it; False if none
+        was found within `max_tries` hashes."""
         work = self.work
         assert work is not None
-        self._send_share(
+        return self._send_share(
             self.job_id,
             work,
             self.ntime,

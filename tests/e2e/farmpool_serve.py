@@ -66,36 +66,31 @@ def fixed_listener(
 
 
 class ServeProcess:
-    """One `python -m pool -c CONFIG serve` process."""
+    """One `python -m pool -c CONFIG serve` process; with no config, `python -m pool serve`
+    on the embedded defaults, in `workdir` (where their SQLite file is)."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
-        self.config = config
+    def __init__(self, config: dict[str, Any] | None, workdir: Path) -> None:
+        self.config = config or {}
         self.workdir = workdir
         self.config_path = workdir / "farmpool.yaml"
-        self.config_path.write_text(json.dumps(config, indent=2))
+        options = ["-c", str(self.config_path)] if config is not None else []
+        if config is not None:
+            self.config_path.write_text(json.dumps(config, indent=2))
         self.log_path = workdir / "serve.log"
         self._log = self.log_path.open("w")
         self.events: list[dict[str, Any]] = []
         self._cond = threading.Condition()
         self._eof = False
         migrate = subprocess.run(
-            [sys.executable, "-m", "pool", "-c", str(self.config_path), "db", "upgrade"],
+            [sys.executable, "-m", "pool", *options, "db", "upgrade"],
             capture_output=True,
             text=True,
             timeout=120,
+            cwd=workdir,
         )
         assert migrate.returncode == 0, f"farmpool db upgrade failed: {migrate.stderr}"
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pool",
-                "-c",
-                str(self.config_path),
-                "serve",
-                "--wait-node",
-                "30",
-            ],
+            [sys.executable, "-m", "pool", *options, "serve", "--wait-node", "30"],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from regtest_peers import RegtestNode
 
 from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.stratum_client import StratumClient
@@ -90,7 +91,7 @@ def test_health_pool_and_metrics(server: ServeProcess, traffic: list[StratumClie
     health = get_json(server, "/health")
     assert health["status"] == "ok" and health["sessions"] >= 2 and health["problems"] == []
     pool = get_json(server, "/api/pool")
-    assert pool["sessions"] >= 2 and pool["stats"]["accepted"] >= 7 and pool["height"] > 0
+    assert pool["sessions"] >= 2 and pool["stats"]["accepted"] >= 7 and pool["tip_height"] > 0
     status, body = http(server, "/metrics")
     assert status == 200
     text = body.decode()
@@ -110,6 +111,21 @@ def test_health_pool_and_metrics(server: ServeProcess, traffic: list[StratumClie
             assert re.fullmatch(
                 r'[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-0-9.e+]+', line
             ), line
+
+
+def test_api_pool_and_metrics_give_the_node_s_tip_height(
+    server: ServeProcess, traffic: list[StratumClient], bcoin_node: RegtestNode
+) -> None:
+    """One tip height: the node's getblockcount, in /api/pool (tip_height), /metrics
+    (farmpool_tip_height) and the dashboard; the job being mined is one above it."""
+    tip = bcoin_node.rpc("getblockcount")
+    deadline = time.monotonic() + 10
+    while (pool := get_json(server, "/api/pool"))["tip_height"] != tip:
+        assert time.monotonic() < deadline, (pool, tip)  # the pool follows its block
+        time.sleep(0.1)
+    assert pool["job_height"] == tip + 1
+    metric = re.search(r"^farmpool_tip_height (\d+)$", http(server, "/metrics")[1].decode(), re.M)
+    assert metric and int(metric.group(1)) == tip
 
 
 def test_the_docker_health_check_passes_against_a_serving_node(
@@ -196,6 +212,7 @@ def test_the_dashboard_draws_the_hashrate_in_chromium(
     assert body, dom.stdout[:2000]
     assert int(body.group(1)) > 0 and int(body.group(2)) >= 2, body.group(0)
     assert "acme.rig1" in dom.stdout and "globex.rig7" in dom.stdout
+    assert re.search(r"\u00b7 height \d+ \u00b7", dom.stdout), "no tip height on the page"
     shot = tmp_path / "dashboard.png"
     run = subprocess.run(
         [*flags, "--window-size=1000,900", f"--screenshot={shot}", url],

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +53,48 @@ def test_demo_finds_blocks_through_the_pool() -> None:
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    found = re.search(r"(\d+) blocks found through the pool, (\d+) in the node's chain", run.stdout)
-    assert found, run.stdout
+    out = run.stdout
+    found = re.search(
+        r"(\d+) blocks found through the pool, (\d+) in the node's chain .*; (\d+) orphaned", out
+    )
+    assert found, out
     assert int(found.group(2)) >= 1
-    assert "every one paying the pool" in run.stdout
-    assert "every tenant received exactly its PPLNS credit" in run.stdout, run.stdout
-    # The fleet: every tenant's miners mined; restarted ones resumed their sessions.
+    assert "every one paying the pool" in out
+    assert "every tenant received exactly its PPLNS credit" in out, out
+    # Progress while the fleet mines.
+    assert re.search(r"^ +\d+ s: the node's chain is at height \d+$", out, re.M), out
+    # The fleet: every tenant's miners mined; duplicates are answered as duplicates; the
+    # blocks split into those in the chain and those orphaned, adding up to the total found;
+    # restarted miners resumed their sessions.
     fleet = re.findall(r"^(acme|borealis|greenhouse)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+"
-                       r"(\d+)\s+(\d+)/(\d+)", run.stdout, re.M)  # fmt: skip
-    assert len(fleet) == 3 and all(int(row[2]) > 0 for row in fleet), run.stdout
-    assert sum(int(row[6]) for row in fleet) > 0, "no miner resumed its session"
-    # A statement per tenant and site, with energy priced.
-    statements = run.stdout.split("statements for ", 1)[1]
-    rows = re.findall(r"^\s*(north|south)\s+(acme|borealis|greenhouse)\s.*\s(-?\d+\.\d\d)$",
-                      statements, re.M)  # fmt: skip
+                       r"(\d+)\s+(\d+)\s+(\d+)/(\d+)", out, re.M)  # fmt: skip
+    assert len(fleet) == 3 and all(int(row[2]) > 0 for row in fleet), out
+    assert sum(int(row[4]) for row in fleet) > 0, "no duplicate answered as one"
+    assert sum(int(row[5]) for row in fleet) == int(found.group(2)), out
+    assert sum(int(row[6]) for row in fleet) == int(found.group(3)), out
+    assert sum(int(row[7]) for row in fleet) > 0, "no miner resumed its session"
+    # The payout is printed once.
+    txids = re.findall(r"^  ([0-9a-f]{64}) \(network fee \d+ sat\)$", out, re.M)
+    assert len(txids) == 1 and out.count(txids[0]) == 1, out
+    # A statement per tenant and site, with energy priced; the meter reading is in it (the
+    # metered part of that tenant's energy), and the sign of net is explained.
+    statements = out.split("statements for ", 1)[1]
+    rows = {
+        (m["site"], m["tenant"]): m
+        for m in re.finditer(
+            r"^\s*(?P<site>north|south)\s+(?P<tenant>acme|borealis|greenhouse)\s+\d+\s+\d+\s+"
+            r"[\d.]+\s+[\d.]+\s+(?P<kwh>[\d.]+)\s+(?P<est>[\d.]+)\s.*\s-?\d+\.\d\d$",
+            statements,
+            re.M,
+        )
+    }
     assert len(rows) == 6, statements
+    reading = re.search(r"^meter reading of (\w+) at (\w+), ", out, re.M)
+    kwh = re.search(r"^imported 1 readings \(([\d.]+) kWh\)", out, re.M)
+    assert reading and kwh, out
+    row = rows[(reading.group(2), reading.group(1))]
+    assert Decimal(row["kwh"]) - Decimal(row["est"]) == Decimal(kwh.group(1)), statements
+    assert "net = heat - energy - hosting" in statements and "negative, the tenant owes" in out
 
 
 def test_share_check_accepts_the_published_share() -> None:

@@ -51,8 +51,9 @@ def test_a_fleet_of_two_sites_slips_restarts_and_is_counted_exactly(
         assert row["reconnects"] == MINERS and row["resumed"] == MINERS, (tenant, row)
         # Only slips are rejected, as stale or duplicate.
         assert row["rejected"] == row["stale"] + row["duplicate"], (tenant, row)
-    slips = sum(r["stale"] + r["duplicate"] for r in totals.values())
-    assert slips > 0, totals
+    # Both kinds of slip happen: a share sent twice is sent while its job is current.
+    assert sum(r["stale"] for r in totals.values()) > 0, totals
+    assert sum(r["duplicate"] for r in totals.values()) > 0, totals
     # Every share the fleet saw accepted is in the ledger; no rejected one is. (Shares whose
     # answer was still on its way when a miner restarted or the run ended may be there too.)
     engine = make_engine(config["database_url"])

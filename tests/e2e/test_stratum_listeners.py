@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.e2e.farmpool_serve import ServeProcess
+from tests.e2e.farmpool_serve import REPO, ServeProcess
 from tests.e2e.stratum_client import ConnectionClosed, StratumClient
 
 
@@ -120,6 +121,34 @@ def test_the_config_check_names_a_bad_certificate(tmp_path: Path) -> None:
             text=True,
         )
         assert run.returncode == 2 and words in run.stderr, (words, run.stderr)
+
+
+def test_the_production_example_passes_the_config_check(tmp_path: Path) -> None:
+    """config/production.yaml loads as it is once its TLS files exist: mainnet, PostgreSQL,
+    a TLS listener, the node's named wallet."""
+    import sys
+
+    from pool.config import load_settings
+
+    example = (REPO / "config" / "production.yaml").read_text()
+    tls = [listener for listener in yaml.safe_load(example)["listeners"] if "tls" in listener]
+    assert len(tls) == 1
+    certificate, key = self_signed(tmp_path)
+    text = example.replace(tls[0]["tls"]["certificate"], str(certificate))
+    text = text.replace(tls[0]["tls"]["key"], str(key))
+    path = tmp_path / "pool.yaml"
+    path.write_text(text)
+    run = subprocess.run(
+        [sys.executable, "-m", "pool", "-c", str(path), "config", "check"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0 and "OK (network main" in run.stdout, run.stderr
+    settings = load_settings(path)
+    assert settings.database_url.startswith("postgresql://")
+    assert [x.name for x in settings.listeners if x.tls_certificate] == [tls[0]["name"]]
+    assert settings.payout.wallet == "core"
+    assert (settings.payout.wallet_url or "").endswith("/wallet/farmpool-hot")
 
 
 def proxy_v1(source: str, port: int) -> bytes:

@@ -164,8 +164,8 @@ def test_unknown_top_level_key() -> None:
     message = config_error({"pool": POOL, "databse_url": "sqlite://"})
     assert message == (
         "config: databse_url: unknown key "
-        "(known here: alerts, api, data_dir, database_url, ledger, listeners, log_level, network, node, "
-        "node_name, payout, pool, sites, stratum, tenants)"
+        "(known here: alerts, api, data_dir, database_url, ledger, listeners, log_level, network, "
+        "node, node_name, payout, pool, sites, stratum, tenants)"
     )
 
 

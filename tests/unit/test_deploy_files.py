@@ -57,3 +57,21 @@ def test_the_systemd_unit_reloads_with_sighup_and_stops_with_sigterm() -> None:
     assert "ExecStart=/opt/farmpool/bin/farmpool -c /etc/farmpool/pool.yaml serve" in unit
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
     assert "KillSignal=SIGTERM" in unit and "User=farmpool" in unit
+
+
+def test_the_install_steps_put_the_migrations_where_the_unit_looks() -> None:
+    """`pip install .` leaves migrations/ out: the documented systemd install (the unit's own
+    comment and docs/operations.md) copies it to the unit's FARMPOOL_MIGRATIONS, and runs
+    `db upgrade` with it; the unit runs the config the install puts in place."""
+    unit = (REPO / "config" / "farmpool.service").read_text()
+    [where] = re.findall(r"^Environment=FARMPOOL_MIGRATIONS=(\S+)$", unit, re.M)
+    [config] = re.findall(r"^ExecStart=\S+ -c (\S+) serve$", unit, re.M)
+    deploy = (REPO / "docs" / "operations.md").read_text().split("\n## Deploy\n", 1)[1]
+    for steps in (unit, deploy.split("\n## ", 1)[0]):
+        assert f"cp -r migrations {where}" in steps
+        assert f"FARMPOOL_MIGRATIONS={where}" in steps
+        assert re.search(rf"install .*config/production\.yaml {re.escape(config)}", steps)
+        assert re.search(rf"farmpool -c {re.escape(config)} db upgrade", steps)
+    assert (REPO / "migrations" / "env.py").exists() and (
+        REPO / "config" / "production.yaml"
+    ).exists()
