@@ -518,12 +518,17 @@ class LedgerWriter:
 
     def _sqlite_time(self, epoch: float) -> str:
         """The text SQLAlchemy's DateTime writes on SQLite (and reads back), naive UTC; the
-        seconds part is formatted once per second."""
+        seconds part is formatted once per second. Rounded to the microsecond as
+        datetime.fromtimestamp (and so PostgreSQL's column) rounds it: .9999998 is the next
+        second's .000000, never this second's."""
         second = int(epoch)
+        micro = round((epoch - second) * 1e6)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
         if second != self._time_second:
             self._time_second = second
             self._time_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{self._time_prefix}.{round((epoch - second) * 1e6) % 1_000_000:06d}"
+        return f"{self._time_prefix}.{micro:06d}"
 
     def _insert_shares(self, conn: Any, rows: list[tuple[Any, ...]], replay: bool) -> None:
         """The hot insert, straight through the driver (tuples, no per-row ORM work):
