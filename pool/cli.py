@@ -290,10 +290,11 @@ def cmd_ledger_compact(args: argparse.Namespace) -> int:
         engine = db.make_engine(url)
         try:
             db.require_current(engine, url)
-            if settings.payout.scheme in ("pps", "fpps"):
+            per_share = settings.payout.scheme in ("pps", "fpps")
+            if per_share:
                 older_than = _pps_hold(engine, older_than)
             result = compaction.compact(
-                engine, older_than, args.batch_rows, args.max_batches, report
+                engine, older_than, args.batch_rows, args.max_batches, report, keep_late=per_share
             )
         finally:
             engine.dispose()

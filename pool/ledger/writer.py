@@ -533,14 +533,19 @@ class LedgerWriter:
     def _insert_shares(self, conn: Any, rows: list[tuple[Any, ...]], replay: bool) -> None:
         """The hot insert, straight through the driver (tuples, no per-row ORM work):
         SQLite executemany; PostgreSQL COPY, or INSERT ... ON CONFLICT DO NOTHING for a
-        replay. Times are naive UTC, as the model's UTCDateTime stores them."""
+        replay. Times are naive UTC, as the model's UTCDateTime stores them. A replay's
+        shares may reach the ledger after fresher shares of this node (higher ids): they are
+        marked `late`, and PPS pays them by that mark rather than by id."""
         cursor = conn.connection.cursor()
         seq = self._seq
+        columns, width = _SHARE_COLUMNS, len(rows[0]) if rows else 0
+        if replay:
+            columns, width, rows = f"{columns}, late", width + 1, [(*r, True) for r in rows]
         try:
             if self._dialect == "sqlite":
                 verb = "INSERT OR IGNORE" if replay else "INSERT"
                 cursor.executemany(
-                    f"{verb} INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+                    f"{verb} INTO shares ({columns}) VALUES ({', '.join('?' * width)})",
                     rows,
                 )
                 cursor.execute(
@@ -549,12 +554,12 @@ class LedgerWriter:
                 )
             elif replay:
                 cursor.executemany(
-                    f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"
+                    f"INSERT INTO shares ({columns}) VALUES ({', '.join(['%s'] * width)})"
                     " ON CONFLICT (id) DO NOTHING",
                     rows,
                 )
             else:
-                with cursor.copy(f"COPY shares ({_SHARE_COLUMNS}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY shares ({columns}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
             if self._dialect != "sqlite":
