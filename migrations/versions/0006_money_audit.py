@@ -74,7 +74,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table("shares", schema=None) as batch_op:
         batch_op.drop_index(
-            "ix_shares_late_unpaid", postgresql_where=sa.text("late"), sqlite_where=sa.text("late = 1")
+            "ix_shares_late_unpaid",
+            postgresql_where=sa.text("late"),
+            sqlite_where=sa.text("late = 1"),
         )
         batch_op.drop_column("late")
         batch_op.drop_column("bits")

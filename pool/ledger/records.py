@@ -25,6 +25,7 @@ class ShareRecord:
     is_block: bool
     time: float  # epoch seconds
     id: int = 0  # node_id << 48 | sequence, given by the ledger writer before any write
+    bits: int = 0  # the job's network target (compact): its network difficulty; 0: not known
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,7 @@ class ShareRecord:
             "is_block": self.is_block,
             "id": self.id,
             "time": self.time,
+            "bits": self.bits,
         }
 
     @classmethod
@@ -56,4 +58,5 @@ class ShareRecord:
             bool(d["is_block"]),
             float(d["time"]),
             int(d["id"]),
+            int(d.get("bits") or 0),  # spool lines written before it was kept have none
         )

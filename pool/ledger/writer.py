@@ -108,7 +108,7 @@ ID_SHIFT = 48
 
 _SHARE_COLUMNS = (
     "id, hash, node_id, worker_id, tenant_id, site_id, job_id, height, difficulty, "
-    "share_difficulty, work, is_block, created_at"
+    "share_difficulty, work, is_block, created_at, bits"
 )
 
 
@@ -491,6 +491,7 @@ class LedgerWriter:
                         work,
                         r.is_block,
                         stamp(r.time),
+                        r.bits,
                     )
                 )
             else:

@@ -350,6 +350,7 @@ class Session:
             share_difficulty,
             is_block,
             now,
+            bits=job.work.nbits,
         )
         if self.vardiff is not None:
             self.retarget(self.vardiff.on_share(self.difficulty, now), now)

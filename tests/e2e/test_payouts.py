@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pool.ledger.models import Block, Credit, Tenant
+from pool.ledger.models import Block, Credit, Share, Tenant
 from tests.conftest import new_postgres_database
 from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.money import MoneyPool
@@ -78,6 +78,14 @@ class Farm:
         try:
             with engine.connect() as conn:
                 return conn.execute(select(Block).where(Block.hash == block_hash)).one()
+        finally:
+            engine.dispose()
+
+    def share_bits(self) -> set[int]:
+        engine = self.pool.engine()
+        try:
+            with engine.connect() as conn:
+                return set(conn.execute(select(Share.bits).distinct()).scalars())
         finally:
             engine.dispose()
 
@@ -174,6 +182,9 @@ def test_pplns_block_matures_and_the_payout_lands_in_the_tenants_addresses(farm:
     assert "1 immature" in farm.update()
     row = farm.block_row(block)
     assert row.status == "immature" and row.scheme == "pplns" and row.confirmations == 1
+    # Each share keeps the network target of the job it was mined on (PPLNS scores by it):
+    # regtest's never changes, so it is the found block's.
+    assert farm.share_bits() == {row.bits}
     want = expected_split(row.reward_sat, {"acme": 1, "initech": 2, "globex": 1})
     credits = farm.credits(block)
     assert {t: (a, f) for t, (a, f, _) in credits.items()} == want

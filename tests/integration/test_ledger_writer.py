@@ -30,7 +30,7 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from pool.ledger import admin, db
-from pool.ledger.models import Block, Share, ShareReject, Site, Tenant, Worker
+from pool.ledger.models import Block, Node, Share, ShareReject, Site, Tenant, Worker
 from pool.ledger.spool import Spool
 from pool.ledger.writer import BlockRecord, LedgerWriter, ShareRecord, work_of
 
@@ -697,3 +697,39 @@ def test_share_times_are_stored_to_the_microsecond_never_a_second_early(
     assert {bytes(h): t for h, t in stored.items()} == want
     assert want[records[0].hash] == datetime(2026, 9, 21, 15, 0, tzinfo=UTC)
     assert want[records[2].hash] == datetime(2026, 9, 21, 14, 59, 59, 999_999, tzinfo=UTC)
+
+
+def test_network_targets_are_stored_and_spool_lines_from_before_them_still_load(
+    ledger: Engine, tmp_path: Path, writers: Callable[..., LedgerWriter]
+) -> None:
+    """Each share keeps the network target (bits) of its job, through the spool too; a spool
+    line written before shares carried one loads with 0 (not known)."""
+    reactor = ThreadReactor()
+    spool_path = tmp_path / "spool.jsonl"
+    mined = [share("bits", n) for n in range(3)]
+    for record in mined:
+        record.bits = 0x1702F128
+    spool_for_later(ledger, spool_path, mined, reactor, writers)
+    with ledger.connect() as conn:
+        node_id = conn.execute(select(Node.id).where(Node.name == "node-a")).scalar_one()
+    old = share("old-line", 1)
+    line = old.to_json()
+    del line["bits"]
+    line["id"] = node_id << 48 | 999
+    Spool(spool_path).append([line])
+    writers(ledger, "node-a", spool_path, reactor)  # open() loads the spool
+    with ledger.connect() as conn:
+        stored = {bytes(h): b for h, b in conn.execute(select(Share.hash, Share.bits))}
+    assert stored == {**{r.hash: 0x1702F128 for r in mined}, old.hash: 0}
+    fresh = share("fresh", 1)
+    fresh.bits = 0x207FFFFF
+    writer = writers(ledger, "node-b", tmp_path / "b.jsonl", reactor)
+    writer.start()
+    acks = Acks(reactor)
+    acks.record(writer, fresh)
+    acks.wait({fresh.hash}, writer)
+    writer.stop()
+    with ledger.connect() as conn:
+        assert conn.execute(select(Share.bits).where(Share.hash == fresh.hash)).scalar() == (
+            0x207FFFFF
+        )
