@@ -687,7 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--fee-percent", help="its pool fee in percent (pool: the pool's)")
     c.add_argument(
-        "--payout-threshold-sat", help="smallest balance paid to it, satoshis (pool: the pool's)"
+        "--payout-threshold-sat",
+        help="smallest balance paid to it, satoshis, at least 546 (pool: the pool's)",
     )
     mode = c.add_mutually_exclusive_group()
     mode.add_argument(

@@ -130,7 +130,7 @@ def farm(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Farm]:
     workdir = tmp_path_factory.mktemp(f"payouts-{request.param}")
-    payout = {"scheme": "pplns", "pplns_n": 100_000, "fee_percent": 1, "threshold_sat": 1}
+    payout = {"scheme": "pplns", "pplns_n": 100_000, "fee_percent": 1, "threshold_sat": 546}
 
     def start(node: Any, elsewhere: Any, url: str) -> Farm:
         pool = MoneyPool.create(node, workdir, url, payout)
