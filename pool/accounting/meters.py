@@ -3,7 +3,8 @@
 Where it sits: readings are the metered side of energy (pool/accounting/energy.py spreads
 them over hours and prices them). The file is RFC 4180 CSV with a header row naming the
 columns site, tenant, period_start, period_end, kwh (any order, other columns refused).
-Times are ISO 8601; without an offset they are the site's local time. kWh has at most 3
+Times are ISO 8601; without an offset they are the site's local time (one the clocks skip
+when they spring forward does not exist and is refused, naming the jump). kWh has at most 3
 decimals (stored exactly as Wh). Every line is checked before anything is written; every
 problem is reported with its line number; a file with any problem writes nothing. A reading
 that overlaps another of the same tenant at the same site (in the file or already imported)
