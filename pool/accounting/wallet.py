@@ -248,9 +248,17 @@ class Wallet:
             )
 
     def _node_took(self, raw_hex: str, timeout_s: float = 5.0) -> bool:
-        txid = self.node.call("decoderawtransaction", raw_hex)["txid"]
+        """Whether the node holds the transaction (mempool or chain) within `timeout_s`; as
+        soon as an input of it is spent and it is not there, it was refused."""
+        decoded = self.node.call("decoderawtransaction", raw_hex)
+        txid = decoded["txid"]
         deadline = time.monotonic() + timeout_s
         while True:
+            # Inputs first: if the transaction goes in meanwhile, the lookup after sees it.
+            taken = any(
+                self.node.call("gettxout", i["txid"], i["vout"], True) is None
+                for i in decoded["vin"]
+            )
             try:
                 self.node.call("getmempoolentry", txid)
                 return True
@@ -258,7 +266,7 @@ class Wallet:
                 pass
             if self.seen_by_node(raw_hex) == "chain":
                 return True
-            if time.monotonic() > deadline:
+            if taken or time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
 
