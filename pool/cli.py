@@ -294,10 +294,11 @@ def cmd_ledger_compact(args: argparse.Namespace) -> int:
         engine = db.make_engine(url)
         try:
             db.require_current(engine, url)
-            if settings.payout.scheme in ("pps", "fpps"):
+            per_share = settings.payout.scheme in ("pps", "fpps")
+            if per_share:
                 older_than = _pps_hold(engine, older_than)
             result = compaction.compact(
-                engine, older_than, args.batch_rows, args.max_batches, report
+                engine, older_than, args.batch_rows, args.max_batches, report, keep_late=per_share
             )
         finally:
             engine.dispose()
@@ -740,7 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--fee-percent", help="its pool fee in percent (pool: the pool's)")
     c.add_argument(
-        "--payout-threshold-sat", help="smallest balance paid to it, satoshis (pool: the pool's)"
+        "--payout-threshold-sat",
+        help="smallest balance paid to it, satoshis, at least 546 (pool: the pool's)",
     )
     mode = c.add_mutually_exclusive_group()
     mode.add_argument(

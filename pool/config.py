@@ -732,7 +732,7 @@ def _tenants(path: str, value: Any, network: str) -> tuple[TenantSettings, ...]:
             except AddressError as exc:
                 raise ConfigError(sec.key("payout_address"), str(exc)) from exc
         fee_ppm = sec.take("fee_percent", None, _percent_ppm)
-        threshold = sec.take("payout_threshold_sat", None, _integer(1, MAX_MONEY_SAT))
+        threshold = sec.take("payout_threshold_sat", None, _threshold)
         solo = sec.take("solo", False, _flag)
         sec.finish()
         tenants.append(TenantSettings(name, address, script, fee_ppm, threshold, solo))
@@ -763,6 +763,31 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 #: All the bitcoin there will ever be, in satoshis.
 MAX_MONEY_SAT = 21_000_000 * 100_000_000
+#: The smallest payout threshold: a payout output below the dust limit of its script type is
+#: refused by wallets and nodes (and with it the whole transaction); 546 sat, P2PKH's limit at
+#: the default dust relay fee, is above every standard script type's.
+DUST_FLOOR_SAT = 546
+
+
+def dust_floor_problem(value: int) -> str | None:
+    """Why a payout threshold is refused (None: it is fine)."""
+    if value < DUST_FLOOR_SAT:
+        return (
+            f"expected at least {DUST_FLOOR_SAT} satoshis (below it a payout output is dust, "
+            f"which wallets and nodes refuse), got {value}"
+        )
+    if value > MAX_MONEY_SAT:
+        return f"expected at most {MAX_MONEY_SAT} satoshis (all bitcoin), got {value}"
+    return None
+
+
+def _threshold(path: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, f"expected a whole number of satoshis, got {_kind(value)}")
+    problem = dust_floor_problem(value)
+    if problem is not None:
+        raise ConfigError(path, problem)
+    return value
 
 
 def _decimal(lo: Decimal, hi: Decimal, places: int) -> Callable[[str, Any], Decimal]:
@@ -797,7 +822,7 @@ def _payout(sec: _Section) -> PayoutSettings:
         pplns_n=sec.take("pplns_n", d.pplns_n, _decimal(Decimal("1e-12"), Decimal(10**15), 12)),
         fee_ppm=sec.take("fee_percent", d.fee_ppm, _percent_ppm),
         maturity=sec.take("maturity", d.maturity, _integer(1, 10_000)),
-        threshold_sat=sec.take("threshold_sat", d.threshold_sat, _integer(1, MAX_MONEY_SAT)),
+        threshold_sat=sec.take("threshold_sat", d.threshold_sat, _threshold),
         outputs_per_tx=sec.take("outputs_per_tx", d.outputs_per_tx, _integer(1, 2000)),
         fee_rate_sat_vb=sec.take("fee_rate_sat_vb", d.fee_rate_sat_vb, _integer(1, 10_000)),
         wallet_url=sec.take("wallet_url", d.wallet_url, _rpc_url),

@@ -88,14 +88,28 @@ def start_money_loop(settings: Settings, engine: Any, reactor: Any) -> LoopingCa
     """Every `payout.tracker_interval_s`, a tracker pass (and PPS crediting) in a thread.
     Several stratum nodes on one database take turns: the pass holds the tracker lock, and a
     node that finds it held skips its turn."""
+    from pool.accounting import solvency
     from pool.accounting.chainview import ChainView
     from pool.accounting.commands import update_money
     from pool.accounting.runlock import LockBusy
+    from pool.accounting.wallet import Wallet, WalletError
 
     interval = settings.payout.tracker_interval_s
     if interval <= 0:
         return None
-    chain = ChainView(NodeRPC(settings.node.url, settings.node.rpc_timeout_s), settings.network)
+    rpc = NodeRPC(settings.node.url, settings.node.rpc_timeout_s)
+    chain = ChainView(rpc, settings.network)
+    wallets: list[Wallet | None] = []
+
+    def wallet() -> Wallet | None:
+        """The payout wallet, for owed-against-spendable (made once; None if it cannot be)."""
+        if not wallets:
+            try:
+                wallets.append(Wallet(rpc, settings.payout, settings.network))
+            except (WalletError, NodeError) as exc:
+                log.warning("owed vs spendable: no wallet (%s); /metrics shows owed only", exc)
+                wallets.append(None)
+        return wallets[0]
 
     def work() -> None:
         try:
@@ -103,6 +117,11 @@ def start_money_loop(settings: Settings, engine: Any, reactor: Any) -> LoopingCa
         except LockBusy:
             return
         log.debug("block tracker: %s", text)
+        try:
+            solvency.publish(solvency.measure(engine, wallet(), settings.payout))
+        except (WalletError, NodeError) as exc:
+            log.warning("owed vs spendable not measured: %s", exc)
+            solvency.publish(solvency.measure(engine, None, settings.payout))
 
     def tick() -> defer.Deferred[None]:
         d: defer.Deferred[None] = threads.deferToThread(work)

@@ -4,7 +4,8 @@ nonsense raises BadNodeAnswer naming the call) and cached where they cannot chan
 
 Where it sits: the block tracker decides with it whether a found block is in the main chain
 and how deep; PPS crediting reads the network difficulty each share was mined at; FPPS the
-average fees of recent blocks. bcoin and Bitcoin Core / SV differ in small ways (bits as a
+average fees of recent blocks; payout recovery looks in recent blocks for what spent a
+payout's inputs. bcoin and Bitcoin Core / SV differ in small ways (bits as a
 number or as hex text, getblock's verbosity argument); they are smoothed over here only.
 """
 
@@ -100,6 +101,20 @@ class ChainView:
             paid = sum(to_satoshis(o["value"]) for o in outputs)
             fees = self._fees[block_hash] = max(0, paid - self.subsidy(height))
         return fees
+
+    def block(self, block_hash: str) -> dict[str, Any]:
+        """A block with its transactions decoded (`tx`: a list of objects with `txid`, `vin`,
+        `vout`) and its `time` (checked here; the fields inside each transaction are checked
+        by whoever reads them)."""
+        block = self._verbose_block(block_hash)
+        time = block.get("time")
+        if (
+            not isinstance(block.get("tx"), list)
+            or not isinstance(time, int)
+            or isinstance(time, bool)
+        ):
+            raise BadNodeAnswer(f"getblock {block_hash}: no decoded transactions or time")
+        return block
 
     def _verbose_block(self, block_hash: str) -> dict[str, Any]:
         try:

@@ -203,7 +203,20 @@ def cmd_payout(args: argparse.Namespace) -> int:
 def _print_summary(summary: Any) -> None:
     verb = "would pay" if summary.dry_run else "paid"
     for r in summary.recovered:
-        print(f"recovered payout {r['payout']} {r['txid']}: now {r['status']}")
+        how = f" (paid by {r['paid_by']})" if r.get("paid_by") else ""
+        how += f" (waiting: {r['waiting']})" if r.get("waiting") else ""
+        print(f"recovered payout {r['payout']} {r['txid']}: now {r['status']}{how}")
+    money = summary.solvency
+    if money.get("spendable_sat") is not None:
+        print(
+            f"owed {btc(money['owed_sat'])} BTC, due now {btc(money['due_sat'])} BTC; "
+            f"the wallet can spend {btc(money['spendable_sat'])} BTC"
+        )
+    if money.get("unfunded_sat"):
+        print(
+            f"SHORT: {btc(money['unfunded_sat'])} BTC due is not paid in this run: smallest "
+            "balances are paid first (NOT PAID below); fund the wallet and run again"
+        )
     total = 0
     for entry in summary.sent:
         total += entry["total_sat"]

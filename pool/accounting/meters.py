@@ -3,7 +3,8 @@
 Where it sits: readings are the metered side of energy (pool/accounting/energy.py spreads
 them over hours and prices them). The file is RFC 4180 CSV with a header row naming the
 columns site, tenant, period_start, period_end, kwh (any order, other columns refused).
-Times are ISO 8601; without an offset they are the site's local time. kWh has at most 3
+Times are ISO 8601; without an offset they are the site's local time (one the clocks skip
+when they spring forward does not exist and is refused, naming the jump). kWh has at most 3
 decimals (stored exactly as Wh). Every line is checked before anything is written; every
 problem is reported with its line number; a file with any problem writes nothing. A reading
 that overlaps another of the same tenant at the same site (in the file or already imported)
@@ -16,7 +17,7 @@ import csv
 import io
 import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -53,11 +54,39 @@ class Reading:
     wh: int
 
 
+class LocalTimeGap(ValueError):
+    """A local time the clocks skip (spring forward): it never happens at the site."""
+
+
 def _time(text: str, zone: zoneinfo.ZoneInfo) -> datetime:
     moment = datetime.fromisoformat(text.strip())
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
+        local = moment.replace(tzinfo=zone)
+        if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != moment:
+            raise LocalTimeGap(_gap(moment, zone))
+        moment = local
     return moment.astimezone(UTC)
+
+
+def _gap(moment: datetime, zone: zoneinfo.ZoneInfo) -> str:
+    """Where the clocks jump around a local time that does not exist ("from 02:00 to 03:00
+    on 2026-03-29"): the transition lies between the two readings of the time (the offset
+    before it and the offset after it); found to the second by bisection."""
+    before = moment.replace(tzinfo=zone, fold=0).utcoffset() or timedelta(0)
+    after = moment.replace(tzinfo=zone, fold=1).utcoffset() or timedelta(0)
+    naive = moment.replace(tzinfo=None)
+    lo, hi = naive - max(before, after), naive - min(before, after)  # UTC, as naive datetimes
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.replace(tzinfo=UTC).astimezone(zone).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    jump = hi.replace(microsecond=0)
+    start, end = jump + before, jump + after
+    if start.date() != end.date():  # a whole day skipped (Pacific/Apia, 2011-12-30)
+        return f"the clocks jump from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+    return f"the clocks jump from {start:%H:%M} to {end:%H:%M} on {end:%Y-%m-%d}"
 
 
 def parse(engine: Engine, path: Path) -> list[Reading]:
@@ -120,6 +149,12 @@ def parse(engine: Engine, path: Path) -> list[Reading]:
             for key in ("period_start", "period_end"):
                 try:
                     value = _time(cell[key], zone)
+                except LocalTimeGap as exc:
+                    bad.append(
+                        f"{key} {cell[key]!r} does not exist in {zone.key}: {exc} (the "
+                        "spring-forward gap); give the time with its UTC offset"
+                    )
+                    continue
                 except ValueError:
                     bad.append(f"{key} {cell[key]!r} is not an ISO 8601 time")
                     continue

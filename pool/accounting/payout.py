@@ -10,15 +10,20 @@ A tenant's balances, all from the money ledger (integer satoshis):
 A run (`farmpool payout --execute`) holds the payout lock (one run at a time) and:
   1. recovers what an earlier run left: a transaction recorded as signed is looked up in the
      wallet; if the node has it, it is marked sent; if not, the SAME signed transaction is
-     broadcast again (it cannot pay twice: same inputs, same txid); if it can never confirm
-     (no output of it is in the node's chain or mempool, and an input of it is spent), it is
-     marked void and its tenants are owed the amounts again;
-  2. plans: tenants whose owed balance reaches their threshold and whose address the node
-     accepts, in batches of `outputs_per_tx`;
-  3. per batch: builds and signs the transaction (no money moves), records it with its items
-     (status signed, one database transaction), broadcasts it, waits for the wallet to see
-     it, and marks it sent. An interruption before the record leaves nothing behind (the
-     signed transaction was never sent); after it, step 1 of the next run completes it.
+     broadcast again (it cannot pay twice: same inputs, same txid). If the node refuses it,
+     pool/accounting/conflicts.py finds what spends its inputs: a replacement that pays the
+     same outputs (a fee bump, a malleated copy) is the payout itself (`paid_by_txid`);
+     something else makes it void (its tenants are owed again) only once that is confirmed
+     deeply; anything undecided leaves it as it is, or stops the run;
+  2. plans: tenants whose owed balance reaches their threshold (never below the dust floor)
+     and whose address the node accepts, smallest balance first, as far as the wallet's
+     spendable funds go, in batches of `outputs_per_tx`;
+  3. per batch: builds and signs the transaction (no money moves; a payment whose output the
+     wallet refuses is left out and reported, and so are the largest payments if the wallet
+     runs short), records it with its items (status signed, one database transaction),
+     broadcasts it, waits for the wallet to see it, and marks it sent. An interruption
+     before the record leaves nothing behind (the signed transaction was never sent); after
+     it, step 1 of the next run completes it.
 Failpoints (FARMPOOL_FAILPOINT=name kills the process there) let tests interrupt every step.
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,16 +39,21 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, insert, select, update
 
+from pool.accounting import conflicts
+from pool.accounting.chainview import ChainView
 from pool.accounting.runlock import run_lock
 from pool.accounting.wallet import (
     AddressRejected,
     BroadcastFailed,
+    InsufficientFunds,
     SignedTx,
     Wallet,
     WalletError,
+    WalletLocked,
     btc_text,
 )
-from pool.config import PayoutSettings
+from pool.chain.addresses import address_to_script
+from pool.config import DUST_FLOOR_SAT, PayoutSettings
 from pool.ledger.models import Credit, Payout, PayoutItem, Tenant
 
 #: Payout statuses whose items count as paid.
@@ -104,9 +115,9 @@ def balances(conn: Connection, settings: PayoutSettings) -> list[Balance]:
     for tenant_id, name, address, threshold in conn.execute(
         select(Tenant.id, Tenant.name, Tenant.payout_address, Tenant.payout_threshold_sat)
     ):
-        out[tenant_id] = Balance(
-            tenant_id, name, address, threshold if threshold is not None else settings.threshold_sat
-        )
+        threshold = settings.threshold_sat if threshold is None else threshold
+        # A threshold stored before the dust floor existed counts as the floor.
+        out[tenant_id] = Balance(tenant_id, name, address, max(threshold, DUST_FLOOR_SAT))
     credited = conn.execute(
         select(
             Credit.tenant_id,
@@ -177,28 +188,47 @@ class Payment:
 
 @dataclass
 class Plan:
-    """Who gets paid now, in which batches; who does not, and why."""
+    """Who gets paid now, in which batches; who does not, and why; what is owed against what
+    the wallet can spend."""
 
     batches: list[list[Payment]]
     skipped: list[tuple[str, int, str]]  # tenant, owed, reason
     below_threshold: list[Balance]
     immature_sat: int
+    owed_sat: int = 0  # every tenant's owed balance
+    due_sat: int = 0  # of it, at or above thresholds, to an address the node takes
+    spendable_sat: int | None = None  # what the wallet can spend (None: not asked)
+    unfunded_sat: int = 0  # due, but more than the wallet can spend: not paid in this run
 
     @property
     def total_sat(self) -> int:
         return sum(p.amount_sat for batch in self.batches for p in batch)
 
 
-def plan_payouts(conn: Connection, settings: PayoutSettings, wallet: Wallet) -> Plan:
+def not_funded(spendable: int, owed: int) -> str:
+    return (
+        f"not enough spendable funds: the wallet can spend {btc_text(spendable)} BTC, "
+        f"{btc_text(owed)} BTC is due (balances are paid smallest first; fund the wallet "
+        "and run again)"
+    )
+
+
+def plan_payouts(
+    conn: Connection, settings: PayoutSettings, wallet: Wallet, spendable: int | None = None
+) -> Plan:
+    """Who is paid, in the documented order: smallest owed balance first (then by tenant
+    name), so that a wallet that cannot fund everyone pays as many tenants as it can; with
+    `spendable`, the balances beyond it are not paid (and say why)."""
     due: list[Payment] = []
     skipped: list[tuple[str, int, str]] = []
     below: list[Balance] = []
-    immature = 0
+    immature = owed = 0
     by_site = owed_by_site(conn)
     for b in balances(conn, settings):
         immature += b.immature_sat
         if b.owed_sat <= 0:
             continue
+        owed += b.owed_sat
         if b.owed_sat < b.threshold_sat:
             below.append(b)
             continue
@@ -212,18 +242,32 @@ def plan_payouts(conn: Connection, settings: PayoutSettings, wallet: Wallet) -> 
             continue
         parts = _parts(b.owed_sat, by_site.get(b.tenant_id, {}))
         due.append(Payment(b.tenant_id, b.tenant, b.address, b.owed_sat, parts))
+    due.sort(key=lambda p: (p.amount_sat, p.tenant))
+    due_sat = sum(p.amount_sat for p in due)
+    funded = due
+    if spendable is not None:
+        total = 0
+        for n, payment in enumerate(due):
+            if total + payment.amount_sat > spendable:
+                funded = due[:n]
+                skipped.extend(
+                    (p.tenant, p.amount_sat, not_funded(spendable, due_sat)) for p in due[n:]
+                )
+                break
+            total += payment.amount_sat
     size = settings.outputs_per_tx
     # Two tenants with one address would be two outputs to one script: a batch pays each
     # address once, so such tenants go to different batches.
     batches: list[list[Payment]] = []
-    for payment in due:
+    for payment in funded:
         for batch in batches:
             if len(batch) < size and all(p.address != payment.address for p in batch):
                 batch.append(payment)
                 break
         else:
             batches.append([payment])
-    return Plan(batches, skipped, below, immature)
+    unfunded = due_sat - sum(p.amount_sat for p in funded)
+    return Plan(batches, skipped, below, immature, owed, due_sat, spendable, unfunded)
 
 
 @dataclass
@@ -237,6 +281,8 @@ class RunSummary:
     immature_sat: int = 0
     error: str | None = None
     dry_run: bool = False
+    #: owed_sat, due_sat, spendable_sat, unfunded_sat (Plan's), as the run started.
+    solvency: dict[str, int | None] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,8 +292,14 @@ class RunSummary:
             "skipped": self.skipped,
             "owed_below_threshold": self.owed,
             "immature_sat": self.immature_sat,
+            "solvency": self.solvency,
             "error": self.error,
         }
+
+    def skip(self, payment: Payment, reason: str) -> None:
+        self.skipped.append(
+            {"tenant": payment.tenant, "owed_sat": payment.amount_sat, "reason": reason}
+        )
 
 
 def _now() -> datetime:
@@ -264,69 +316,168 @@ def _mark(engine: Engine, payout_id: int, old: str, new: str, **values: Any) -> 
 
 
 def recover(engine: Engine, wallet: Wallet, progress: Progress) -> list[dict[str, Any]]:
-    """Complete what earlier runs left: signed -> sent (or void); sent -> confirmed."""
+    """Complete what earlier runs left: signed -> sent (or void); sent -> confirmed; a payout
+    that a replacement paid (a fee bump, a malleated copy) follows the replacement."""
     done: list[dict[str, Any]] = []
+    chain = ChainView(wallet.node, wallet.network)
     with engine.connect() as conn:
         open_payouts = conn.execute(
-            select(Payout.id, Payout.txid, Payout.raw_hex, Payout.status, Payout.total_sat)
+            select(
+                Payout.id,
+                Payout.txid,
+                Payout.raw_hex,
+                Payout.status,
+                Payout.total_sat,
+                Payout.created_at,
+                Payout.paid_by_txid,
+            )
             .where(Payout.status.in_(("signed", "sent")))
             .order_by(Payout.id)
         ).all()
-    for payout_id, txid, raw_hex, status, total in open_payouts:
-        confirmations = wallet.confirmations(txid)
-        if confirmations is not None and confirmations > 0:
-            _mark(
-                engine,
-                payout_id,
-                status,
-                "confirmed",
-                confirmed_at=_now(),
-                **({"sent_at": _now()} if status == "signed" else {}),
-            )
-            new = "confirmed"
-        elif confirmations == 0 and status == "sent":
-            continue  # in the mempool, as it should be
-        elif confirmations == 0:
-            _mark(engine, payout_id, "signed", "sent", sent_at=_now())
-            new = "sent"
-        else:
-            # Unknown to the wallet (never sent, or dropped), or conflicted: send it again.
-            try:
-                wallet.broadcast(raw_hex)
-            except BroadcastFailed as exc:
-                seen = wallet.seen_by_node(raw_hex)  # the node has it; the wallet forgot
-                if seen is not None:
-                    new = "confirmed" if seen == "chain" else "sent"
-                    if new != status:
-                        stamp = "confirmed_at" if new == "confirmed" else "sent_at"
-                        _mark(engine, payout_id, status, new, **{stamp: _now()})
-                    done.append({"payout": payout_id, "txid": txid, "status": new})
-                    continue
-                if wallet.inputs_spent_elsewhere(raw_hex):
-                    note = f"void: its inputs were spent by another transaction ({exc})"
-                    _mark(engine, payout_id, status, "void", note=note)
-                    progress(
-                        f"payout {payout_id} {txid} can never confirm: void; "
-                        "its tenants are owed the amounts again"
-                    )
-                    done.append({"payout": payout_id, "txid": txid, "status": "void"})
-                    continue
-                raise PayoutError(
-                    f"payout {payout_id} (txid {txid}, {btc_text(total)} BTC) is recorded but "
-                    f"the node refuses it: {exc}. Nothing else was paid; fix the node and run "
-                    "again (the same transaction is sent, never a second one)."
-                ) from None
-            if not wallet.wait_known(txid):
-                raise PayoutError(
-                    f"payout {payout_id} (txid {txid}) was sent again but the wallet has not "
-                    "seen it in 30 s; run again once it has"
-                )
-            if status == "signed":
-                _mark(engine, payout_id, "signed", "sent", sent_at=_now())
-            new = "sent"
-        progress(f"payout {payout_id} {txid}: {status} -> {new}")
-        done.append({"payout": payout_id, "txid": txid, "status": new, "total_sat": total})
+    for row in open_payouts:
+        outcome = _recover_one(engine, wallet, chain, row, progress)
+        if outcome is not None:
+            done.append(outcome)
     return done
+
+
+def _stamps(old: str, new: str) -> dict[str, Any]:
+    """The times a move from `old` to `new` sets."""
+    stamps: dict[str, Any] = {}
+    if new == "confirmed":
+        stamps["confirmed_at"] = _now()
+    if old == "signed" and new in ("sent", "confirmed"):
+        stamps["sent_at"] = _now()
+    return stamps
+
+
+def _recover_one(
+    engine: Engine, wallet: Wallet, chain: ChainView, row: Any, progress: Progress
+) -> dict[str, Any] | None:
+    payout_id, txid, raw_hex, status, total, _, paid_by = row
+    entry = {"payout": payout_id, "txid": txid, "total_sat": total}
+    if paid_by:  # a replacement pays it: its status follows the replacement's
+        confirmations = wallet.confirmations(paid_by)
+        if confirmations is not None and confirmations >= 0:
+            new = "confirmed" if confirmations > 0 else "sent"
+            if new == status:
+                return None
+            _mark(engine, payout_id, status, new, **_stamps(status, new))
+            progress(f"payout {payout_id} {txid} (paid by {paid_by}): {status} -> {new}")
+            return {**entry, "status": new, "paid_by": paid_by}
+        # The replacement is gone or conflicted itself: decide again from the recorded one.
+    confirmations = wallet.confirmations(txid)
+    if confirmations is not None and confirmations > 0:
+        new = "confirmed"
+        _mark(engine, payout_id, status, new, **_stamps(status, new))
+    elif confirmations == 0 and status == "sent":
+        return None  # in the mempool, as it should be
+    elif confirmations == 0:
+        new = "sent"
+        _mark(engine, payout_id, "signed", new, **_stamps(status, new))
+    else:
+        # Unknown to the wallet (never sent, or dropped), or conflicted: send it again.
+        try:
+            wallet.broadcast(raw_hex)
+        except BroadcastFailed as exc:
+            return _refused(engine, wallet, chain, row, progress, exc)
+        if not wallet.wait_known(txid):
+            raise PayoutError(
+                f"payout {payout_id} (txid {txid}) was sent again but the wallet has not "
+                "seen it in 30 s; run again once it has"
+            )
+        new = "sent"
+        if status == "signed":
+            _mark(engine, payout_id, "signed", new, **_stamps(status, new))
+    progress(f"payout {payout_id} {txid}: {status} -> {new}")
+    return {**entry, "status": new}
+
+
+def _refused(
+    engine: Engine,
+    wallet: Wallet,
+    chain: ChainView,
+    row: Any,
+    progress: Progress,
+    exc: BroadcastFailed,
+) -> dict[str, Any]:
+    """The node refuses a recorded transaction: it holds it already, or another transaction
+    spends its inputs (pool/accounting/conflicts.py decides what that means)."""
+    payout_id, txid, raw_hex, status, total, created_at, _ = row
+    entry = {"payout": payout_id, "txid": txid, "total_sat": total}
+    seen = wallet.seen_by_node(raw_hex)  # the node has it; the wallet forgot
+    if seen is not None:
+        new = "confirmed" if seen == "chain" else "sent"
+        if new != status:
+            _mark(engine, payout_id, status, new, **_stamps(status, new))
+        return {**entry, "status": new}
+    verdict = conflicts.resolve(
+        wallet,
+        chain,
+        raw_hex,
+        _outputs(engine, payout_id, wallet.network),
+        created_at,
+        lambda parent: _in_the_way(engine, wallet, parent),
+    )
+    if verdict.action == "paid":
+        new = "confirmed" if verdict.confirmations > 0 else "sent"
+        by = verdict.txid if verdict.txid != txid else None
+        _mark(
+            engine,
+            payout_id,
+            status,
+            new,
+            paid_by_txid=by,
+            note=f"paid by {verdict.reason}",
+            **_stamps(status, new),
+        )
+        progress(f"payout {payout_id} {txid}: paid by {verdict.reason}: {status} -> {new}")
+        return {**entry, "status": new, "paid_by": by}
+    if verdict.action == "wait":
+        progress(f"payout {payout_id} {txid}: still {status}: {verdict.reason}")
+        return {**entry, "status": status, "waiting": verdict.reason}
+    if verdict.action == "void":
+        _mark(engine, payout_id, status, "void", note=f"void: {verdict.reason} ({exc})")
+        progress(
+            f"payout {payout_id} {txid} can never confirm ({verdict.reason}): void; "
+            "its tenants are owed the amounts again"
+        )
+        return {**entry, "status": "void"}
+    raise PayoutError(
+        f"payout {payout_id} (txid {txid}, {btc_text(total)} BTC) is recorded but the node "
+        f"refuses it: {exc}; {verdict.reason}. Nothing else was paid; fix the cause and run "
+        "again (the same transaction is sent, never a second one)."
+    ) from None
+
+
+def _in_the_way(engine: Engine, wallet: Wallet, txid: str) -> tuple[str, int] | None:
+    """If `txid` is a recorded payout that can never confirm -- a replacement paid it, or it
+    is void -- what is in its way and how deep (a payout spending its change can then never
+    confirm either)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Payout.id, Payout.status, Payout.paid_by_txid).where(Payout.txid == txid)
+        ).first()
+    if row is None:
+        return None
+    if row.status == "void":  # voided once what spent its inputs was deep enough
+        return f"what voided payout {row.id}", conflicts.VOID_AFTER_CONFIRMATIONS
+    if row.paid_by_txid:
+        confirmations = wallet.confirmations(row.paid_by_txid)
+        if confirmations is not None and confirmations >= 0:
+            return row.paid_by_txid, confirmations
+    return None
+
+
+def _outputs(engine: Engine, payout_id: int, network: str) -> conflicts.Outputs:
+    """A payout's outputs to tenants, (script, satoshis): one per address, its items' sum."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(PayoutItem.address, func.sum(PayoutItem.amount_sat))
+            .where(PayoutItem.payout_id == payout_id)
+            .group_by(PayoutItem.address)
+        ).all()
+    return Counter({(address_to_script(a, network), int(amount)): 1 for a, amount in rows})
 
 
 def _record(
@@ -371,6 +522,53 @@ def _record(
     return int(payout_id)
 
 
+def _refused_outputs(wallet: Wallet, batch: list[Payment]) -> dict[str, str]:
+    """Tenant -> the wallet's reason, for each payment the wallet refuses to build even on
+    its own (dust, a script it will not pay); nothing is signed for good or sent."""
+    refused = {}
+    for p in batch:
+        try:
+            wallet.build([(p.address, p.amount_sat)])
+        except (InsufficientFunds, WalletLocked):
+            continue  # not this output's fault
+        except WalletError as exc:
+            refused[p.tenant] = str(exc)
+    return refused
+
+
+def build_batch(
+    wallet: Wallet, batch: list[Payment], summary: RunSummary, progress: Progress, label: str
+) -> tuple[SignedTx | None, bool]:
+    """Fund and sign a batch, leaving out what the wallet cannot pay: a payment whose output
+    the wallet refuses (reported with its reason), and, when the wallet runs short, the
+    largest payments, one at a time. Returns the signed transaction (None: nothing left to
+    pay) and whether the wallet ran short. Raises what stops the run: a locked wallet, or a
+    refusal that is not one output's."""
+    short = False
+    while batch:
+        try:
+            return wallet.build([(p.address, p.amount_sat) for p in batch]), short
+        except InsufficientFunds as exc:
+            largest = batch.pop()  # the batch is in payment order: its largest is last
+            short = True
+            summary.skip(largest, str(exc))
+            progress(f"{label}: {largest.tenant} not paid: {exc}")
+        except WalletLocked:
+            raise
+        except WalletError as exc:
+            refused = _refused_outputs(wallet, batch)
+            if not refused or (len(refused) == len(batch) > 1):
+                raise  # the wallet refuses the batch, not an output of it
+            for p in [p for p in batch if p.tenant in refused]:
+                batch.remove(p)
+                summary.skip(p, f"the wallet refuses its output: {refused[p.tenant]}")
+                progress(
+                    f"{label}: the wallet refuses the output to {p.tenant} ({exc}); "
+                    "paying the others without it"
+                )
+    return None, short
+
+
 def run_payouts(
     engine: Engine,
     wallet: Wallet,
@@ -384,34 +582,44 @@ def run_payouts(
     with run_lock(engine, "payout"):
         if execute:
             summary.recovered = recover(engine, wallet, progress)
+        spendable = wallet.spendable_sat()
         with engine.connect() as conn:
-            plan = plan_payouts(conn, settings, wallet)
+            plan = plan_payouts(conn, settings, wallet, spendable)
         summary.skipped = [
             {"tenant": t, "owed_sat": owed, "reason": why} for t, owed, why in plan.skipped
         ]
         summary.owed = [b.to_json() for b in plan.below_threshold]
         summary.immature_sat = plan.immature_sat
+        summary.solvency = {
+            "owed_sat": plan.owed_sat,
+            "due_sat": plan.due_sat,
+            "spendable_sat": plan.spendable_sat,
+            "unfunded_sat": plan.unfunded_sat,
+        }
+        if plan.unfunded_sat:
+            progress(
+                f"the wallet can spend {btc_text(spendable)} BTC of the {btc_text(plan.due_sat)} "
+                f"BTC due: {btc_text(plan.unfunded_sat)} BTC waits (smallest balances are paid "
+                "first)"
+            )
         total = len(plan.batches)
+        short = False
         for n, batch in enumerate(plan.batches, 1):
-            amount = sum(p.amount_sat for p in batch)
-            entry: dict[str, Any] = {
-                "batch": n,
-                "outputs": len(batch),
-                "total_sat": amount,
-                "payments": [
-                    {"tenant": p.tenant, "address": p.address, "amount_sat": p.amount_sat}
-                    for p in batch
-                ],
-            }
+            label = f"batch {n}/{total}"
+            if short:  # the wallet ran short on a smaller payment: these larger ones wait
+                for p in batch:
+                    summary.skip(p, not_funded(spendable, plan.due_sat))
+                continue
             if not execute:
-                progress(
-                    f"batch {n}/{total}: would pay {btc_text(amount)} BTC to {len(batch)} tenants"
-                )
-                summary.sent.append(entry)
+                amount = sum(p.amount_sat for p in batch)
+                progress(f"{label}: would pay {btc_text(amount)} BTC to {len(batch)} tenants")
+                summary.sent.append(_entry(n, batch))
                 continue
             try:
                 failpoint("before-build")
-                signed = wallet.build([(p.address, p.amount_sat) for p in batch])
+                signed, short = build_batch(wallet, batch, summary, progress, label)
+                if signed is None:
+                    continue
                 failpoint("after-sign")
                 payout_id = _record(engine, batch, signed, settings)
                 failpoint("after-record")
@@ -425,13 +633,25 @@ def run_payouts(
                 _mark(engine, payout_id, "signed", "sent", sent_at=_now())
                 failpoint("after-mark-sent")
             except (WalletError, PayoutError) as exc:
-                summary.error = f"batch {n}/{total}: {exc}"
+                summary.error = f"{label}: {exc}"
                 progress(summary.error)
                 break
+            entry = _entry(n, batch)
             entry.update(payout=payout_id, txid=signed.txid, fee_sat=signed.fee_sat)
             summary.sent.append(entry)
             progress(
-                f"batch {n}/{total}: paid {btc_text(amount)} BTC to {len(batch)} tenants "
+                f"{label}: paid {btc_text(entry['total_sat'])} BTC to {len(batch)} tenants "
                 f"in {signed.txid} (fee {signed.fee_sat} sat)"
             )
     return summary
+
+
+def _entry(n: int, batch: list[Payment]) -> dict[str, Any]:
+    return {
+        "batch": n,
+        "outputs": len(batch),
+        "total_sat": sum(p.amount_sat for p in batch),
+        "payments": [
+            {"tenant": p.tenant, "address": p.address, "amount_sat": p.amount_sat} for p in batch
+        ],
+    }

@@ -4,7 +4,9 @@ Where it sits: the block tracker calls `block_split` once, when a block first sh
 main chain; the arithmetic is pool/accounting/schemes.py's. Shares are read newest first
 (created_at, then id, descending) from `shares`, then from the compacted `share_hours` (one
 step per hour, newest first; an hour counts if it starts before the block) where the window
-reaches further back than the raw shares.
+reaches further back than the raw shares. In a PPLNS window each share's (and hourly row's)
+work is scored by the network difficulty it was mined at (its `bits`; 0, not known: the
+block's), in units of the block's difficulty (schemes.score_scale).
 Shares of solo tenants never count in anyone else's split. Weights are keyed by account
 (`account(tenant, site)`): a tenant's credit is split by the site its shares came from, and
 each part pays the fee of the tenant's contract at that site.
@@ -78,11 +80,30 @@ def tenant_terms(conn: Connection, default_fee_ppm: int) -> TenantTerms:
     return TenantTerms(default_fee_ppm, fees, contracts, frozenset(solo))
 
 
+Step = list[tuple[int, int | Fraction]]
+
+
+class _Scores:
+    """score_scale per share bits, for one block (a window holds a handful of targets)."""
+
+    def __init__(self, block_bits: int | None) -> None:
+        self.block_bits = block_bits
+        self.scales: dict[int, Fraction | int] = {}
+
+    def __call__(self, work: int, bits: int) -> int | Fraction:
+        if self.block_bits is None:  # PROP: work as it is
+            return work
+        scale = self.scales.get(bits)
+        if scale is None:
+            scale = self.scales[bits] = schemes.score_scale(bits, self.block_bits)
+        return work if scale == 1 else work * scale
+
+
 def _raw_steps(
-    conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int]
-) -> Iterator[list[tuple[int, int]]]:
+    conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int], score: _Scores
+) -> Iterator[Step]:
     query = (
-        select(Share.tenant_id, Share.site_id, Share.work)
+        select(Share.tenant_id, Share.site_id, Share.work, Share.bits)
         .where(Share.created_at <= until)
         .order_by(Share.created_at.desc(), Share.id.desc())
     )
@@ -94,33 +115,39 @@ def _raw_steps(
     result = conn.execute(query, execution_options={"stream_results": True})
     try:
         while rows := result.fetchmany(FETCH_ROWS):
-            for tenant, site, work in rows:
-                yield [(account(tenant, site), work)]
+            for tenant, site, work, bits in rows:
+                yield [(account(tenant, site), score(work, bits))]
     finally:
         result.close()
 
 
 def _hour_steps(
-    conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int]
-) -> Iterator[list[tuple[int, int]]]:
+    conn: Connection, until: datetime, since: datetime | None, solo: frozenset[int], score: _Scores
+) -> Iterator[Step]:
     query = (
-        select(ShareHour.hour, ShareHour.tenant_id, ShareHour.site_id, func.sum(ShareHour.work))
+        select(
+            ShareHour.hour,
+            ShareHour.tenant_id,
+            ShareHour.site_id,
+            ShareHour.bits,
+            func.sum(ShareHour.work),
+        )
         .where(ShareHour.hour < until)
-        .group_by(ShareHour.hour, ShareHour.tenant_id, ShareHour.site_id)
-        .order_by(ShareHour.hour.desc(), ShareHour.tenant_id, ShareHour.site_id)
+        .group_by(ShareHour.hour, ShareHour.tenant_id, ShareHour.site_id, ShareHour.bits)
+        .order_by(ShareHour.hour.desc(), ShareHour.tenant_id, ShareHour.site_id, ShareHour.bits)
     )
     if since is not None:
         query = query.where(ShareHour.hour >= since)
     if solo:
         query = query.where(ShareHour.tenant_id.not_in(solo))
-    step: list[tuple[int, int]] = []
+    step: Step = []
     current = None
-    for hour, tenant, site, work in conn.execute(query):
+    for hour, tenant, site, bits, work in conn.execute(query):
         if hour != current and step:
             yield step
             step = []
         current = hour
-        step.append((account(tenant, site), int(work)))
+        step.append((account(tenant, site), score(int(work), bits)))
     if step:
         yield step
 
@@ -131,14 +158,16 @@ def pplns_weights(
     window: int,
     solo: frozenset[int],
     since: datetime | None = None,
+    block_bits: int | None = None,
 ) -> schemes.WindowWeights:
-    """The work of each (tenant, site) account in the PPLNS window that ends with the share
-    at `until` (and goes
-    back no further than `since`: shares before it were paid some other way)."""
+    """The scored work of each (tenant, site) account in the PPLNS window that ends with the
+    share at `until` (and goes back no further than `since`: shares before it were paid some
+    other way), in work units of the block's difficulty (`block_bits`; None: unscored)."""
+    score = _Scores(block_bits)
 
-    def steps() -> Iterator[list[tuple[int, int]]]:
-        yield from _raw_steps(conn, until, since, solo)
-        yield from _hour_steps(conn, until, since, solo)
+    def steps() -> Iterator[Step]:
+        yield from _raw_steps(conn, until, since, solo, score)
+        yield from _hour_steps(conn, until, since, solo, score)
 
     return schemes.pplns_weights(steps(), window)
 
@@ -169,7 +198,7 @@ def prop_weights(
     for tenant, site, work in conn.execute(query):
         key = account(tenant, site)
         weights[key] = weights.get(key, Fraction(0)) + int(work)
-    for step in _hour_steps(conn, until, since, solo):
-        for key, work in step:
-            weights[key] = weights.get(key, Fraction(0)) + work
+    for step in _hour_steps(conn, until, since, solo, _Scores(None)):
+        for key, hour_work in step:
+            weights[key] = weights.get(key, Fraction(0)) + hour_work
     return weights

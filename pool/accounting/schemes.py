@@ -9,9 +9,13 @@ hand-computed numbers (tests/unit/test_schemes.py; the worked examples in docs/p
 Rules, in integers and exact fractions (never floats):
 - Work is share difficulty x 2^16 (the ledger's integer work column).
 - PPLNS: walking the shares newest first (the block's own share first), each share adds its
-  work until the window, N x network difficulty x 2^16, is full; the share that crosses the
-  boundary counts only for the part that fits (pro rata). Where the window reaches into
-  compacted hours, a whole hour is one step, and the boundary hour's rows count pro rata.
+  score until the window is full; the share that crosses the boundary counts only for the
+  part that fits (pro rata). A share's score is its difficulty over the network difficulty
+  it was mined at (Rosenfeld's d / D), kept in work units of the found block's difficulty:
+  work x D_block / D_share = work x target_share / target_block (exact), so the window is
+  N x D_block x 2^16 of those units (N blocks' worth of expected work). Where the window
+  reaches into compacted hours, a whole hour is one step, and the boundary hour's rows count
+  pro rata. A window that cannot be filled is split over the shares there are.
 - The gross reward is divided in proportion to each tenant's weight by the largest-remainder
   method: every tenant gets floor(reward x weight / total); the satoshis left over go one each
   to the largest remainders (ties: the lower tenant id). The parts add up to the reward.
@@ -65,6 +69,15 @@ def network_difficulty(bits: int) -> Fraction:
     return Fraction(DIFF1_TARGET, target_from_bits(bits))
 
 
+def score_scale(share_bits: int, block_bits: int) -> Fraction | int:
+    """What a work unit of a share mined at `share_bits` counts for in a PPLNS window of a
+    block found at `block_bits`: D_block / D_share = target_share / target_block, exactly (1
+    when the share's bits are not known, 0, or the block's own)."""
+    if share_bits in (0, block_bits):
+        return 1
+    return Fraction(target_from_bits(share_bits), target_from_bits(block_bits))
+
+
 def pplns_window_work(n: Fraction, bits: int) -> int:
     """The PPLNS window in work units: N x network difficulty x 2^16, rounded up, at least 1."""
     if n <= 0:
@@ -75,7 +88,7 @@ def pplns_window_work(n: Fraction, bits: int) -> int:
 
 @dataclass
 class WindowWeights:
-    """The work each tenant has in a PPLNS window, and whether the window was filled."""
+    """The (scored) work each tenant has in a PPLNS window, and whether it was filled."""
 
     weights: dict[int, Fraction]
     filled: Fraction
@@ -86,12 +99,12 @@ class WindowWeights:
         return self.filled >= self.window
 
 
-def pplns_weights(steps: Iterable[list[tuple[int, int]]], window: int) -> WindowWeights:
+def pplns_weights(steps: Iterable[list[tuple[int, int | Fraction]]], window: int) -> WindowWeights:
     """Walk `steps`, newest first, until `window` work units are taken.
 
     A step is a list of (tenant_id, work) rows taken together: one share (one row), or one
-    compacted hour (its rows). A step that crosses the boundary counts pro rata: each of its
-    rows for (room left / the step's work) of its work.
+    compacted hour (its rows); work already scored (score_scale). A step that crosses the
+    boundary counts pro rata: each of its rows for (room left / the step's work) of its work.
     """
     if window <= 0:
         raise SchemeError(f"the window must be positive, got {window}")

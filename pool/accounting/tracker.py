@@ -87,7 +87,7 @@ def _split(
         if kind == "pplns":
             window = schemes.pplns_window_work(Fraction(settings.pplns_n), bits)
             weights = rounds.pplns_weights(
-                conn, block.created_at, window, terms.solo, paid_per_share
+                conn, block.created_at, window, terms.solo, paid_per_share, bits
             ).weights
         else:
             since = rounds.previous_block_time(conn, block)

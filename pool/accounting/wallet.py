@@ -29,9 +29,11 @@ from urllib.parse import urlsplit
 
 from pool.chain.addresses import AddressError, address_to_script
 from pool.chain.rpc import NodeError, NodeRPC, NodeRPCError, to_satoshis
-from pool.config import PayoutSettings
+from pool.config import MAX_MONEY_SAT, PayoutSettings
 
 COIN = 100_000_000
+#: Blocks before a coinbase output may be spent (consensus).
+COINBASE_MATURITY = 100
 
 
 class WalletError(RuntimeError):
@@ -178,12 +180,18 @@ class Wallet:
         return SignedTx(str(txid), answer["hex"], fee)
 
     def _rest(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        answer = self._rest_any(method, path, body)
+        if not isinstance(answer, dict):
+            raise WalletError(f"bcoin wallet {method} {path} answered {answer!r}")
+        return answer
+
+    def _rest_any(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         parts = urlsplit(self.rpc.url)
         url = f"{parts.scheme}://{parts.hostname}:{parts.port}{path}"
         auth = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
         request = urllib.request.Request(
             url,
-            data=json.dumps(body).encode(),
+            data=None if body is None else json.dumps(body).encode(),
             method=method,
             headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
         )
@@ -198,8 +206,6 @@ class Wallet:
             raise _classify(NodeError(f"HTTP {exc.code}: {detail}"), doing) from None
         except (OSError, ValueError) as exc:
             raise WalletError(f"{doing}: {exc}") from None
-        if not isinstance(answer, dict):
-            raise WalletError(f"{doing} answered {answer!r}")
         return answer
 
     def _verify(self, signed: SignedTx, outputs: list[tuple[str, int]]) -> None:
@@ -233,20 +239,68 @@ class Wallet:
             if "already" in low or "txn-already-known" in low:
                 return
             raise BroadcastFailed(f"the node refused the transaction: {exc.message}") from None
+        if self.kind == "bcoin" and not self._node_took(raw_hex):
+            # bcoin answers with the txid before it checks the transaction (it relays it and
+            # only logs a refusal): whether it took it is seen in its mempool or chain.
+            raise BroadcastFailed(
+                "the node did not take the transaction (bcoin answers before it checks it; "
+                "its log names the reason, e.g. bad-txns-inputs-spent)"
+            )
 
-    def confirmations(self, txid: str) -> int | None:
-        """The wallet's view of a transaction: confirmations (0 in the mempool, negative if
-        conflicted), or None if the wallet does not know it."""
+    def _node_took(self, raw_hex: str, timeout_s: float = 5.0) -> bool:
+        """Whether the node holds the transaction (mempool or chain) within `timeout_s`; as
+        soon as an input of it is spent and it is not there, it was refused."""
+        decoded = self.node.call("decoderawtransaction", raw_hex)
+        txid = decoded["txid"]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # Inputs first: if the transaction goes in meanwhile, the lookup after sees it.
+            taken = any(
+                self.node.call("gettxout", i["txid"], i["vout"], True) is None
+                for i in decoded["vin"]
+            )
+            try:
+                self.node.call("getmempoolentry", txid)
+                return True
+            except NodeRPCError:
+                pass
+            if self.seen_by_node(raw_hex) == "chain":
+                return True
+            if taken or time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+    def _wallet_tx(self, txid: str) -> dict[str, Any] | None:
+        """The wallet's `gettransaction`, or None if it does not know the transaction."""
         try:
             answer = self.rpc.call("gettransaction", txid)
         except NodeRPCError as exc:
             if exc.code in (-5, -8) or "not found" in exc.message.lower():
                 return None
             raise
-        if not isinstance(answer, dict):
-            return None
+        return answer if isinstance(answer, dict) else None
+
+    def _confirmations_of(self, answer: dict[str, Any]) -> int:
+        """Confirmations of a wallet transaction (0: mempool; negative: conflicted). bcoin's
+        wallet RPC answers `confirmations: null` even for a mined transaction: then its block
+        says (the node's header of it; -1 if that block left the main chain)."""
         confirmations = answer.get("confirmations")
-        return int(confirmations) if isinstance(confirmations, int) else 0
+        if isinstance(confirmations, int) and not isinstance(confirmations, bool):
+            return confirmations
+        block = answer.get("blockhash")
+        if not isinstance(block, str) or not block:
+            return 0
+        header = self.node.call("getblockheader", block, True)
+        depth = header.get("confirmations") if isinstance(header, dict) else None
+        if not isinstance(depth, int) or isinstance(depth, bool):
+            raise WalletError(f"getblockheader {block} has no confirmations: {header!r}")
+        return depth
+
+    def confirmations(self, txid: str) -> int | None:
+        """The wallet's view of a transaction: confirmations (0 in the mempool, negative if
+        conflicted), or None if the wallet does not know it."""
+        answer = self._wallet_tx(txid)
+        return None if answer is None else self._confirmations_of(answer)
 
     def wait_known(self, txid: str, timeout_s: float = 30.0) -> bool:
         """Wait until the wallet has seen a broadcast transaction (so that the next build
@@ -256,15 +310,6 @@ class Wallet:
             if self.confirmations(txid) is not None:
                 return True
             time.sleep(0.1)
-        return False
-
-    def inputs_spent_elsewhere(self, raw_hex: str) -> bool:
-        """True if some input of this (unsent) transaction is spent, in a block or in the
-        mempool: then it can never confirm."""
-        decoded = self.node.call("decoderawtransaction", raw_hex)
-        for vin in decoded["vin"]:
-            if self.node.call("gettxout", vin["txid"], vin["vout"], True) is None:
-                return True
         return False
 
     def seen_by_node(self, raw_hex: str) -> str | None:
@@ -278,5 +323,63 @@ class Wallet:
         return None
 
     def spendable_sat(self) -> int:
-        """The wallet's confirmed balance (for the operator's information)."""
-        return to_satoshis(self.rpc.call("getbalance"))
+        """What the wallet can spend on payouts now. Bitcoin Core / SV: `getbalance` (its
+        confirmed coins and its own unconfirmed change; coinbases once mature). bcoin, whose
+        getbalance counts immature coinbases: its unspent coins, less coinbases its coin
+        selection would not take yet (tip + 1 < coin height + 100)."""
+        if self.kind != "bcoin":
+            return to_satoshis(self.rpc.call("getbalance"))
+        coins = self._rest_any("GET", f"/wallet/{self.settings.wallet_id}/coin", None)
+        if not isinstance(coins, list):
+            raise WalletError(f"bcoin's wallet coin list answered {coins!r}")
+        tip = self.node.call("getblockcount")
+        if not isinstance(tip, int) or isinstance(tip, bool) or tip < 0:
+            raise WalletError(f"getblockcount answered {tip!r}")
+        total = 0
+        for coin in coins:
+            value = coin.get("value") if isinstance(coin, dict) else None
+            height = coin.get("height") if isinstance(coin, dict) else None
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 0 <= value <= MAX_MONEY_SAT
+                or not isinstance(height, int)
+            ):
+                raise WalletError(f"bcoin's wallet listed a coin it cannot describe: {coin!r}")
+            if coin.get("coinbase") and (height < 0 or tip + 1 < height + COINBASE_MATURITY):
+                continue
+            total += value
+        return total
+
+    # --- what else spends a payout's inputs (pool/accounting/conflicts.py) ------------------
+
+    def conflicts(self, txid: str) -> list[str]:
+        """Transactions the wallet knows that conflict with or replace `txid` (Bitcoin Core /
+        SV: walletconflicts, replaced_by_txid; bcoin lists none, and forgets a transaction
+        once a conflicting one confirms)."""
+        answer = self._wallet_tx(txid)
+        if answer is None:
+            return []
+        found = list(answer.get("walletconflicts") or [])
+        if answer.get("replaced_by_txid"):
+            found.append(answer["replaced_by_txid"])
+        return [t for t in found if is_txid(t) and t != txid]
+
+    def transaction(self, txid: str) -> tuple[str, int] | None:
+        """A wallet transaction's raw hex and confirmations (0: mempool; negative: conflicted),
+        or None if the wallet does not know it."""
+        answer = self._wallet_tx(txid)
+        if answer is None or not isinstance(answer.get("hex"), str):
+            return None
+        return answer["hex"], self._confirmations_of(answer)
+
+
+def is_txid(value: Any) -> bool:
+    """A transaction id as nodes write it: 64 hex digits."""
+    if not isinstance(value, str) or len(value) != 64:
+        return False
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return True

@@ -4,6 +4,9 @@ Where it sits: it reads the live state of one stratum node (the server's session
 and jobs, the ledger writer's queue and spool, the node RPC client's call counts and times)
 on the reactor thread; nothing here blocks or touches the database.
 
+Owed against spendable: the latest measurement the money loop published
+(pool/accounting/solvency.py).
+
 Hashrate: the server adds every accepted share's credited difficulty per (site, tenant);
 `HashrateHistory` samples those sums every `sample_s` and keeps a day of points, each the
 hashes per second since the previous sample (difficulty x 2^32 / seconds).
@@ -16,6 +19,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from pool.accounting import solvency
 
 HASHES_PER_DIFFICULTY = 2**32
 
@@ -237,6 +242,20 @@ def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory, alerts:
             "gauge",
             "Webhook deliveries waiting or under way.",
             [({}, len(alerts.dispatcher.queue) + alerts.dispatcher.in_flight)],
+        )
+    money = solvency.latest()  # measured by the money loop, in its thread
+    if money is not None:
+        out.metric(
+            "farmpool_owed_sat",
+            "gauge",
+            "Satoshis owed to tenants (mature credits less payouts), at the last tracker pass.",
+            [({}, money.owed_sat)],
+        )
+        out.metric(
+            "farmpool_wallet_spendable_sat",
+            "gauge",
+            "Satoshis the payout wallet can spend (compare with farmpool_owed_sat).",
+            [({}, money.spendable_sat)] if money.spendable_sat is not None else [],
         )
     if rpc is not None:
         out.metric(

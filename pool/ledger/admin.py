@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from pool.chain.addresses import AddressError, address_to_script
-from pool.config import MAX_MONEY_SAT, NAME_PATTERN, Settings
+from pool.config import NAME_PATTERN, Settings, dust_floor_problem
 from pool.ledger.models import Site, Tenant
 
 #: Longest time zone name the sites table holds.
@@ -196,10 +196,9 @@ def set_tenant(
             raise AdminError("fee_ppm", f"a fee is 0 to 100 percent, got {fee_ppm / 10_000}")
         changes["fee_ppm"] = fee_ppm
     if not isinstance(payout_threshold_sat, Unset):
-        if payout_threshold_sat is not None and not 1 <= payout_threshold_sat <= MAX_MONEY_SAT:
-            raise AdminError(
-                "payout_threshold_sat", f"1 to {MAX_MONEY_SAT} satoshis, got {payout_threshold_sat}"
-            )
+        problem = None if payout_threshold_sat is None else dust_floor_problem(payout_threshold_sat)
+        if problem is not None:
+            raise AdminError("payout_threshold_sat", problem)
         changes["payout_threshold_sat"] = payout_threshold_sat
     if solo is not None:
         changes["solo"] = solo

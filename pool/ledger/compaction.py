@@ -3,8 +3,10 @@
 Where it sits in the pipeline: the stratum server accepts a share, the ledger writer
 (pool/ledger/writer.py) commits it as one row of `shares`, and payouts read the recent shares.
 Once a share is older than anything payouts still need, one row per share is only weight:
-`compact` rolls those rows up into `share_hours` (one row per worker, site and UTC hour with
-the number of shares, their summed work and the best share difficulty) and deletes them.
+`compact` rolls those rows up into `share_hours` (one row per worker, site, UTC hour and
+network target -- the shares' `bits`, which PPLNS scores by; a difficulty change inside an hour
+gives it two rows -- with the number of shares, their summed work and the best share
+difficulty) and deletes them.
 Accounting reads the combined view, `shares` plus `share_hours` (`work_totals`), so totals are
 the same before and after compaction; work is an integer (difficulty x 2^16), so the
 sums are exact.
@@ -15,13 +17,15 @@ which shares are compacted, floored to a whole UTC hour so that an hour is compa
 spool replayed late can still add old shares, and a later run adds them to their hour). PPLNS
 windows and PROP rounds read compacted hours too (pool/accounting/rounds.py), so `keep` need
 not cover them; under PPS/FPPS the CLI moves the cutoff back to the hour of the oldest share
-not yet credited (pool/accounting/pps.py: `pps_hold`), since compacted hours keep no height.
+not yet credited (pool/accounting/pps.py: `pps_hold`), since compacted hours keep no height,
+and asks for `keep_late`: a share loaded late from a spool and not yet paid per share is never
+compacted, however old (such a share can arrive after the hold was computed).
 Shares at or after the cutoff are never compacted.
 
 Batches: each batch takes the next at most `batch_rows` shares created before the cutoff,
 lowest ids first (the id range [lo, hi] of those shares, restricted to created_at < cutoff),
-and in ONE transaction aggregates them in SQL (GROUP BY worker, tenant, site and the hour floor
-of created_at), adds the aggregates to `share_hours` (insert, or on conflict shares += n,
+and in ONE transaction aggregates them in SQL (GROUP BY worker, tenant, site, the hour floor
+of created_at and bits), adds the aggregates to `share_hours` (insert, or on conflict shares += n,
 work += w, best = max(best, b)), deletes exactly those shares and commits. A share written
 meanwhile (a spool replayed, another node) is never counted without being deleted nor deleted
 without being counted: SQLite takes the write lock before reading (BEGIN IMMEDIATE), and
@@ -41,7 +45,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, literal_column, select, type_coerce
+from sqlalchemy import (
+    Connection,
+    Engine,
+    delete,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
@@ -70,7 +82,7 @@ class CompactionResult:
     """What a compaction run did (so far, when given to a progress callback).
 
     rows: shares compacted (and deleted); batches: batches committed; hours_touched: distinct
-    `share_hours` rows (worker, site, hour) created or added to; seconds: wall time.
+    `share_hours` rows (worker, site, hour, bits) created or added to; seconds: wall time.
     """
 
     rows: int
@@ -114,7 +126,7 @@ def hour_of(conn_or_engine: Connection | Engine, column: Any) -> ColumnElement[d
 
 
 def _upsert(dialect: str) -> Any:
-    """INSERT into share_hours adding to an existing (worker, site, hour) row."""
+    """INSERT into share_hours adding to an existing (worker, site, hour, bits) row."""
     table: Any = ShareHour.__table__
     if dialect == "postgresql":
         ins: Any = postgresql.insert(table)
@@ -125,7 +137,7 @@ def _upsert(dialect: str) -> Any:
     else:
         raise RuntimeError(f"unsupported database {dialect}")
     return ins.on_conflict_do_update(
-        index_elements=["worker_id", "site_id", "hour"],
+        index_elements=["worker_id", "site_id", "hour", "bits"],
         set_={
             "shares": table.c.shares + ins.excluded.shares,
             "work": table.c.work + ins.excluded.work,
@@ -145,19 +157,22 @@ def _check_args(older_than: datetime, batch_rows: int, max_batches: int | None) 
         raise ValueError("max_batches must be at least 1 (or None: until done)")
 
 
-Groups = dict[tuple[int, int, datetime], list[Any]]  # key -> [tenant_id, shares, work, best]
+#: (worker_id, site_id, hour, bits) -> [tenant_id, shares, work, best]
+Groups = dict[tuple[int, int, datetime, int], list[Any]]
 
 
-def _pick(conn: Connection, older_than: datetime, batch_rows: int) -> tuple[int, int, int]:
-    """(lo, hi, n): the id range and number of the next at most `batch_rows` shares created
-    before `older_than`, lowest ids first; n == 0 when there are none."""
-    picked = (
-        select(Share.id)
-        .where(Share.created_at < older_than)
-        .order_by(Share.id)
-        .limit(batch_rows)
-        .subquery()
-    )
+def _eligible(older_than: datetime, keep_late: bool) -> tuple[Any, ...]:
+    """The shares a batch may take: created before `older_than`, and (keep_late) not loaded
+    late and still unpaid per share (PPS pays them by their height, which hours lose)."""
+    table: Any = Share.__table__
+    cutoff = (table.c.created_at < older_than,)
+    return (*cutoff, table.c.late.is_not(True)) if keep_late else cutoff
+
+
+def _pick(conn: Connection, eligible: tuple[Any, ...], batch_rows: int) -> tuple[int, int, int]:
+    """(lo, hi, n): the id range and number of the next at most `batch_rows` eligible shares,
+    lowest ids first; n == 0 when there are none."""
+    picked = select(Share.id).where(*eligible).order_by(Share.id).limit(batch_rows).subquery()
     lo, hi, n = conn.execute(
         select(func.min(picked.c.id), func.max(picked.c.id), func.count())
     ).one()
@@ -165,8 +180,8 @@ def _pick(conn: Connection, older_than: datetime, batch_rows: int) -> tuple[int,
 
 
 def _aggregate(conn: Connection, source: Any, where: tuple[Any, ...] = ()) -> Groups:
-    """Shares, work and best share per (worker, site, hour) of the rows of `source` (the
-    shares table or a CTE with its columns)."""
+    """Shares, work and best share per (worker, site, hour, network target) of the rows of
+    `source` (the shares table or a CTE with its columns)."""
     c = source.c
     hour = hour_of(conn, c.created_at)
     rows = conn.execute(
@@ -175,20 +190,21 @@ def _aggregate(conn: Connection, source: Any, where: tuple[Any, ...] = ()) -> Gr
             c.tenant_id,
             c.site_id,
             hour,
+            c.bits,
             func.count(),
             func.sum(c.work),
             func.max(c.share_difficulty),
         )
         .where(*where)
-        .group_by(c.worker_id, c.tenant_id, c.site_id, hour)
+        .group_by(c.worker_id, c.tenant_id, c.site_id, hour, c.bits)
     ).all()
     groups: Groups = {}
-    for worker_id, tenant_id, site_id, at, count, work, best in rows:
-        key = (worker_id, site_id, at)
+    for worker_id, tenant_id, site_id, at, bits, count, work, best in rows:
+        key = (worker_id, site_id, at, int(bits))
         group = groups.get(key)
         if group is None:
             groups[key] = [tenant_id, int(count), int(work), float(best)]
-        else:  # the same worker under two tenant ids: still one row per (worker, site, hour)
+        else:  # the same worker under two tenant ids: still one row per key
             group[1] += int(count)
             group[2] += int(work)
             group[3] = max(group[3], float(best))
@@ -208,26 +224,29 @@ def _add_to_hours(conn: Connection, groups: Groups) -> None:
                 "tenant_id": tenant_id,
                 "site_id": site_id,
                 "hour": at,
+                "bits": bits,
                 "shares": count,
                 "work": work,
                 "best_share_difficulty": best,
             }
-            for (worker_id, site_id, at), (tenant_id, count, work, best) in sorted(
+            for (worker_id, site_id, at, bits), (tenant_id, count, work, best) in sorted(
                 groups.items(), key=lambda item: item[0]
             )
         ],
     )
 
 
-def _batch_sqlite(conn: Connection, older_than: datetime, batch_rows: int) -> tuple[int, Groups]:
+def _batch_sqlite(
+    conn: Connection, eligible: tuple[Any, ...], batch_rows: int
+) -> tuple[int, Groups]:
     # pysqlite would BEGIN (deferred) only at the first write: take the write lock first, so
     # that no share is written between the reads below and the delete.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
-    lo, hi, selected = _pick(conn, older_than, batch_rows)
+    lo, hi, selected = _pick(conn, eligible, batch_rows)
     if not selected:
         return 0, {}
     table: Any = Share.__table__
-    in_batch = (table.c.id >= lo, table.c.id <= hi, table.c.created_at < older_than)
+    in_batch = (table.c.id >= lo, table.c.id <= hi, *eligible)
     groups = _aggregate(conn, table, in_batch)
     aggregated = sum(g[1] for g in groups.values())
     if aggregated != selected:
@@ -240,16 +259,16 @@ def _batch_sqlite(conn: Connection, older_than: datetime, batch_rows: int) -> tu
 
 
 def _batch_postgresql(
-    conn: Connection, older_than: datetime, batch_rows: int
+    conn: Connection, eligible: tuple[Any, ...], batch_rows: int
 ) -> tuple[int, Groups]:
-    lo, hi, selected = _pick(conn, older_than, batch_rows)
+    lo, hi, selected = _pick(conn, eligible, batch_rows)
     if not selected:
         return 0, {}
     # One statement deletes the batch and aggregates exactly the rows it deleted: a share
     # written meanwhile, or taken by another compaction first, is in both or in neither.
     gone = (
         delete(Share)
-        .where(Share.id >= lo, Share.id <= hi, Share.created_at < older_than)
+        .where(Share.id >= lo, Share.id <= hi, *eligible)
         .returning(
             Share.worker_id,
             Share.tenant_id,
@@ -257,6 +276,7 @@ def _batch_postgresql(
             Share.created_at,
             Share.work,
             Share.share_difficulty,
+            Share.bits,
         )
         .cte("gone")
     )
@@ -275,9 +295,12 @@ def compact(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     max_batches: int | None = None,
     progress: Progress | None = None,
+    keep_late: bool = False,
 ) -> CompactionResult:
     """Roll the shares created before `older_than` into `share_hours`, a batch of at most
     `batch_rows` shares per transaction, until none is left (or `max_batches` batches).
+    `keep_late` (under PPS/FPPS): shares loaded late and not yet paid per share stay, however
+    old (a spool loaded after the caller computed the PPS hold brings such shares).
 
     `progress` is called with the totals so far after each committed batch; an exception from
     it (or from anywhere) stops the run, and what was committed stays committed and exact.
@@ -290,14 +313,15 @@ def compact(
         batch = _batch_postgresql
     else:
         raise RuntimeError(f"unsupported database {dialect}")
+    eligible = _eligible(older_than, keep_late)
     started = time.monotonic()
     rows = batches = 0
-    touched: set[tuple[int, int, datetime]] = set()
+    touched: set[tuple[int, int, datetime, int]] = set()
     while max_batches is None or batches < max_batches:
         for attempt in range(SERIALIZATION_RETRIES + 1):
             try:
                 with engine.begin() as conn:
-                    selected, groups = batch(conn, older_than, batch_rows)
+                    selected, groups = batch(conn, eligible, batch_rows)
                 break
             except OperationalError as exc:
                 # PostgreSQL: a deadlock with another compaction; the batch was rolled back

@@ -29,6 +29,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -145,7 +147,18 @@ class Share(Base):
     """One accepted share."""
 
     __tablename__ = "shares"
-    __table_args__ = (Index(None, "created_at"),)
+    __table_args__ = (
+        Index(None, "created_at"),
+        # Only the shares loaded late and not yet paid per share are in it: none on the hot
+        # insert path (a fresh share's `late` is NULL).
+        Index(
+            "ix_shares_late_unpaid",
+            "node_id",
+            "id",
+            postgresql_where=text("late"),
+            sqlite_where=text("late = 1"),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))  # the header hash, for audits
     # No foreign keys on this one table: PostgreSQL checks each with a row trigger, which
@@ -162,6 +175,13 @@ class Share(Base):
     work: Mapped[int] = mapped_column(BigInteger)  # difficulty x 2^16 (writer.work_of)
     is_block: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The network target (compact bits) of the job the share was mined on: its network
+    #: difficulty when it was submitted (PPLNS scores by it). 0: not known (older shares).
+    bits: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    #: NULL: written in id order (fresh); PPS credits it by its node's id watermark. True:
+    #: loaded late (from the spool, after fresher shares of its node): PPS credits it by this
+    #: flag, which it sets to False in the transaction that writes the credit.
+    late: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class Contract(Base):
@@ -247,10 +267,14 @@ class EnergyHour(Base):
 
 
 class ShareHour(Base):
-    """Compacted shares: one row per worker, site and hour."""
+    """Compacted shares: one row per worker, site, hour and network target (bits; a
+    difficulty change inside an hour gives the hour two rows)."""
 
     __tablename__ = "share_hours"
-    __table_args__ = (UniqueConstraint("worker_id", "site_id", "hour"), Index(None, "hour"))
+    __table_args__ = (
+        UniqueConstraint("worker_id", "site_id", "hour", "bits"),
+        Index(None, "hour"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"))
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
@@ -259,6 +283,8 @@ class ShareHour(Base):
     shares: Mapped[int] = mapped_column(BigInteger)
     work: Mapped[int] = mapped_column(BigInteger)
     best_share_difficulty: Mapped[float] = mapped_column(Float)
+    #: The shares' network target (compact bits), as in `shares.bits`; 0: not known.
+    bits: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class ShareReject(Base):
@@ -312,7 +338,8 @@ class PpsAccrual(Base):
     """One run of PPS/FPPS crediting over a node's shares (first_share_id..last_share_id).
 
     Unique per (node, first share): two trackers racing over the same shares cannot both
-    commit their credits.
+    commit their credits. `late`: a run over shares loaded late (`shares.late`), which does
+    not move the node's id watermark (the largest last_share_id of its other runs).
     """
 
     __tablename__ = "pps_accruals"
@@ -324,6 +351,7 @@ class PpsAccrual(Base):
     shares: Mapped[int] = mapped_column(BigInteger)
     work: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    late: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class Credit(Base):
@@ -378,6 +406,9 @@ class Payout(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The transaction that pays it when that is not `txid`: a replacement paying the same
+    #: outputs (a fee bump, a malleated copy), found by recovery. Its status follows it.
+    paid_by_txid: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class PayoutItem(Base):

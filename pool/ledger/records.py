@@ -89,6 +89,7 @@ class ShareRecord:
     is_block: bool
     time: float  # epoch seconds
     id: int = 0  # node_id << 48 | sequence, given by the ledger writer before any write
+    bits: int = 0  # the job's network target (compact): its network difficulty; 0: not known
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class ShareRecord:
             "is_block": self.is_block,
             "id": self.id,
             "time": self.time,
+            "bits": self.bits,
         }
 
     def check(self) -> None:
@@ -120,6 +122,7 @@ class ShareRecord:
         checked_difficulty(self.share_difficulty, "share_difficulty")
         checked_time(self.time)
         checked_int(self.id, "id", 0, 2**63 - 1)
+        checked_int(self.bits, "bits", 0, 2**32 - 1)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ShareRecord:
@@ -145,6 +148,7 @@ class ShareRecord:
             _field(d, "is_block", bool),
             checked_time(_field(d, "time", (int, float))),
             _field(d, "id", int),
+            checked_int(d.get("bits") or 0, "bits", 0, 2**32 - 1),  # none in old spool lines
         )
         record.check()
         return record

@@ -158,7 +158,7 @@ LOGGED_ERRORS_MAX = 100
 
 _SHARE_COLUMNS = (
     "id, hash, node_id, worker_id, tenant_id, site_id, job_id, height, difficulty, "
-    "share_difficulty, work, is_block, created_at"
+    "share_difficulty, work, is_block, created_at, bits"
 )
 
 
@@ -619,6 +619,7 @@ class LedgerWriter:
                         work,
                         r.is_block,
                         stamp(r.time),
+                        r.bits,
                     )
                 )
             else:
@@ -646,24 +647,34 @@ class LedgerWriter:
 
     def _sqlite_time(self, epoch: float) -> str:
         """The text SQLAlchemy's DateTime writes on SQLite (and reads back), naive UTC; the
-        seconds part is formatted once per second."""
+        seconds part is formatted once per second. Rounded to the microsecond as
+        datetime.fromtimestamp (and so PostgreSQL's column) rounds it: .9999998 is the next
+        second's .000000, never this second's."""
         second = int(epoch)
+        micro = round((epoch - second) * 1e6)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
         if second != self._time_second:
             self._time_second = second
             self._time_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{self._time_prefix}.{round((epoch - second) * 1e6) % 1_000_000:06d}"
+        return f"{self._time_prefix}.{micro:06d}"
 
     def _insert_shares(self, conn: Any, rows: list[tuple[Any, ...]], replay: bool) -> None:
         """The hot insert, straight through the driver (tuples, no per-row ORM work):
         SQLite executemany; PostgreSQL COPY, or INSERT ... ON CONFLICT DO NOTHING for a
-        replay. Times are naive UTC, as the model's UTCDateTime stores them."""
+        replay. Times are naive UTC, as the model's UTCDateTime stores them. A replay's
+        shares may reach the ledger after fresher shares of this node (higher ids): they are
+        marked `late`, and PPS pays them by that mark rather than by id."""
         cursor = conn.connection.cursor()
         seq = self._seq
+        columns, width = _SHARE_COLUMNS, len(rows[0]) if rows else 0
+        if replay:
+            columns, width, rows = f"{columns}, late", width + 1, [(*r, True) for r in rows]
         try:
             if self._dialect == "sqlite":
                 verb = "INSERT OR IGNORE" if replay else "INSERT"
                 cursor.executemany(
-                    f"{verb} INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+                    f"{verb} INTO shares ({columns}) VALUES ({', '.join('?' * width)})",
                     rows,
                 )
                 cursor.execute(
@@ -672,12 +683,12 @@ class LedgerWriter:
                 )
             elif replay:
                 cursor.executemany(
-                    f"INSERT INTO shares ({_SHARE_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"
+                    f"INSERT INTO shares ({columns}) VALUES ({', '.join(['%s'] * width)})"
                     " ON CONFLICT (id) DO NOTHING",
                     rows,
                 )
             else:
-                with cursor.copy(f"COPY shares ({_SHARE_COLUMNS}) FROM STDIN") as copy:
+                with cursor.copy(f"COPY shares ({columns}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
             if self._dialect != "sqlite":

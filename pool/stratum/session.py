@@ -383,6 +383,7 @@ class Session:
             verdict.share_difficulty,
             verdict.is_block,
             now,
+            bits=job.work.nbits,
         )
         if self.vardiff is not None:
             self.retarget(self.vardiff.on_share(self.difficulty, now), now)

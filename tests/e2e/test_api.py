@@ -18,13 +18,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from regtest_peers import RegtestNode
+from sqlalchemy import insert, select
 
+from pool.accounting.wallet import Wallet
+from pool.chain.rpc import NodeRPC
+from pool.config import PayoutSettings
+from pool.ledger.db import make_engine
+from pool.ledger.models import Credit, Tenant
 from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
+from tests.e2e.money import sat
 from tests.e2e.stratum_client import StratumClient
 
 TOKEN = "e2e-admin-token-0123456789"
@@ -32,11 +40,15 @@ TOKEN = "e2e-admin-token-0123456789"
 
 @pytest.fixture(scope="module")
 def server(
-    bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
+    bcoin_config: dict[str, Any],
+    serve_factory: Callable[[dict[str, Any]], ServeProcess],
+    bcoin_node: RegtestNode,
 ) -> ServeProcess:
     config = dict(bcoin_config)
     config["listeners"] = [fixed_listener()]
     config["api"] = {"bind": "127.0.0.1", "port": 0, "admin_token": TOKEN, "sample_s": 0.5}
+    # The money loop every second, with the wallet: /metrics shows owed against spendable.
+    config["payout"] = {"tracker_interval_s": 1, "wallet_url": bcoin_node.wallet_rpc_url}
     return serve_factory(config)
 
 
@@ -126,6 +138,62 @@ def test_api_pool_and_metrics_give_the_node_s_tip_height(
     assert pool["job_height"] == tip + 1
     metric = re.search(r"^farmpool_tip_height (\d+)$", http(server, "/metrics")[1].decode(), re.M)
     assert metric and int(metric.group(1)) == tip
+
+
+def metric(text: str, name: str) -> int | None:
+    found = re.search(rf"^{name} (\d+)$", text, re.M)
+    return int(found.group(1)) if found else None
+
+
+def test_metrics_show_what_is_owed_against_what_the_wallet_can_spend(
+    server: ServeProcess, traffic: list[StratumClient], bcoin_node: RegtestNode
+) -> None:
+    """The money loop measures owed (mature credits less payouts) and the payout wallet's
+    spendable funds after each tracker pass; /metrics shows the latest, without blocking."""
+    engine = make_engine(server.config["database_url"])
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as conn:
+            acme = conn.execute(select(Tenant.id).where(Tenant.name == "acme")).scalar_one()
+            conn.execute(
+                insert(Credit),
+                [
+                    {
+                        "tenant_id": acme,
+                        "kind": "pps",
+                        "work": 0,
+                        "amount_sat": amount,
+                        "fee_sat": 0,
+                        "status": status,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for amount, status in ((123_456_789, "mature"), (5_000, "immature"))
+                ],
+            )
+    finally:
+        engine.dispose()
+    wallet = Wallet(
+        NodeRPC(bcoin_node.rpc_url),
+        PayoutSettings(wallet_url=bcoin_node.wallet_rpc_url),
+        "regtest",
+    )
+    text, spendable = "", -1
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        text = http(server, "/metrics")[1].decode()
+        spendable = wallet.spendable_sat()
+        if (metric(text, "farmpool_owed_sat"), metric(text, "farmpool_wallet_spendable_sat")) == (
+            123_456_789,
+            spendable,
+        ):
+            break
+        time.sleep(0.3)
+    assert metric(text, "farmpool_owed_sat") == 123_456_789, text
+    assert "# TYPE farmpool_wallet_spendable_sat gauge" in text
+    assert metric(text, "farmpool_wallet_spendable_sat") == spendable, text
+    # bcoin's getbalance counts immature coinbases too: spendable is at most that.
+    assert 0 <= spendable <= sat(bcoin_node.wallet_rpc("getbalance"))
 
 
 def test_the_docker_health_check_passes_against_a_serving_node(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pool.ledger.models import Block, Credit, Tenant
+from pool.ledger.models import Block, Credit, Share, Tenant
 from tests.conftest import new_postgres_database
 from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.money import MoneyPool
@@ -81,6 +81,14 @@ class Farm:
         finally:
             engine.dispose()
 
+    def share_bits(self) -> set[int]:
+        engine = self.pool.engine()
+        try:
+            with engine.connect() as conn:
+                return set(conn.execute(select(Share.bits).distinct()).scalars())
+        finally:
+            engine.dispose()
+
     def credits(self, block_hash: str) -> dict[str | None, tuple[int, int, str]]:
         """tenant -> (amount, fee, status) of a block's credits."""
         engine = self.pool.engine()
@@ -122,7 +130,7 @@ def farm(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Farm]:
     workdir = tmp_path_factory.mktemp(f"payouts-{request.param}")
-    payout = {"scheme": "pplns", "pplns_n": 100_000, "fee_percent": 1, "threshold_sat": 1}
+    payout = {"scheme": "pplns", "pplns_n": 100_000, "fee_percent": 1, "threshold_sat": 546}
 
     def start(node: Any, elsewhere: Any, url: str) -> Farm:
         pool = MoneyPool.create(node, workdir, url, payout)
@@ -174,6 +182,9 @@ def test_pplns_block_matures_and_the_payout_lands_in_the_tenants_addresses(farm:
     assert "1 immature" in farm.update()
     row = farm.block_row(block)
     assert row.status == "immature" and row.scheme == "pplns" and row.confirmations == 1
+    # Each share keeps the network target of the job it was mined on (PPLNS scores by it):
+    # regtest's never changes, so it is the found block's.
+    assert farm.share_bits() == {row.bits}
     want = expected_split(row.reward_sat, {"acme": 1, "initech": 2, "globex": 1})
     credits = farm.credits(block)
     assert {t: (a, f) for t, (a, f, _) in credits.items()} == want

@@ -37,7 +37,7 @@ def nodes(
             bcoin_node,
             workdir,
             url,
-            {"scheme": "pplns", "pplns_n": 10**9, "fee_percent": 1, "threshold_sat": 1},
+            {"scheme": "pplns", "pplns_n": 10**9, "fee_percent": 1, "threshold_sat": 546},
         )
         servers = []
         for name in ("north-1", "north-2"):

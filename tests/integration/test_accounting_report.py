@@ -612,6 +612,42 @@ def test_a_bad_meter_file_is_refused_with_line_numbers_and_nothing_is_written(
     assert code == 2 and "junk.csv:1: the header must name the columns" in err
 
 
+def test_a_local_time_in_the_spring_forward_gap_is_refused_naming_the_gap(
+    farm: tuple[Path, Engine], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Berlin's clocks jump from 02:00 to 03:00 on 29 March 2026: 02:30 local never happens.
+    Read as a time anyway it became 01:30 UTC, which put a reading 02:30-03:00 (03:00 is 01:00
+    UTC) "after its end", and let a reading 02:15-02:45 in as 01:15-01:45 UTC."""
+    config, engine = farm
+    gap = config.parent / "gap.csv"
+    gap.write_text(
+        "site,tenant,period_start,period_end,kwh\n"
+        "north,acme,2026-03-29T02:30:00,2026-03-29T03:00:00,1\n"  # 2: starts in the gap
+        "north,globex,2026-03-29T02:15:00,2026-03-29T02:45:00,1\n"  # 3: wholly in it
+        "north,initech,2026-03-29T01:00:00,2026-03-29T03:00:00,1\n"  # 4: fine (1 h of UTC)
+        "south,acme,2026-03-29T02:30:00,2026-03-29T03:00:00,1\n"  # 5: fine (UTC has no gap)
+    )
+    code, _, err = run(config, capsys, "meter", "import", str(gap))
+    assert code == 2, err
+    assert "must be after" not in err, err
+    for line, key in ((2, "period_start"), (3, "period_start"), (3, "period_end")):
+        assert (
+            f"gap.csv:{line}: {key} '2026-03-29T02:" in err
+            and "does not exist in Europe/Berlin" in err
+            and "02:00 to 03:00" in err
+        ), (line, key, err)
+    assert "gap.csv:4" not in err and "gap.csv:5" not in err, err
+    assert "3 problem(s)" in err, err
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(MeterReading)).scalar() == 0
+    # With an offset the instant is unambiguous, and the file goes in.
+    gap.write_text(
+        "site,tenant,period_start,period_end,kwh\n"
+        "north,acme,2026-03-29T01:30:00+01:00,2026-03-29T03:00:00,1\n"
+    )
+    assert run(config, capsys, "meter", "import", str(gap))[0] == 0
+
+
 def test_the_kw_month_fee_is_exact_over_a_month_of_745_hours(
     farm: tuple[Path, Engine], capsys: pytest.CaptureFixture[str]
 ) -> None:

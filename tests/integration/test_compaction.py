@@ -212,8 +212,9 @@ def hours_table(engine: Engine) -> dict[int, tuple[Any, ...]]:
         return {r[0]: tuple(r) for r in conn.execute(select(ShareHour.__table__))}
 
 
-#: Position of `work` in a `shares` row as shares_table reads it.
+#: Positions of `work` and `created_at` in a `shares` row as shares_table reads it.
 WORK = [c.name for c in Share.__table__.columns].index("work")
+CREATED = [c.name for c in Share.__table__.columns].index("created_at")
 
 
 def oldest_share(engine: Engine) -> datetime | None:
@@ -239,7 +240,7 @@ def test_compaction_preserves_totals_exactly(ledger: Ledger) -> None:
     assert older == datetime(2026, 3, 12, 15, tzinfo=UTC)
     assert work_totals(engine) == ledger.expected
     before = shares_table(engine)
-    old_ids = {i for i, r in before.items() if r[-1] < older}
+    old_ids = {i for i, r in before.items() if r[CREATED] < older}
     assert len(old_ids) == ledger.count_before(older) > 1000
     seen: list[CompactionResult] = []
 
@@ -254,10 +255,10 @@ def test_compaction_preserves_totals_exactly(ledger: Ledger) -> None:
     # only the old shares are gone; the others are untouched, column for column
     assert set(after) == set(before) - old_ids
     assert all(after[i] == before[i] for i in after)
-    assert all(r[-1] >= older for r in after.values())
+    assert all(r[CREATED] >= older for r in after.values())
     # the share exactly at the cutoff is kept, the one a microsecond before it is not
-    assert older in {r[-1] for r in after.values()}
-    assert older - timedelta(microseconds=1) not in {r[-1] for r in after.values()}
+    assert older in {r[CREATED] for r in after.values()}
+    assert older - timedelta(microseconds=1) not in {r[CREATED] for r in after.values()}
     # one aggregate per (worker, site, hour), all of them before the cutoff
     hours = hours_table(engine)
     assert len(hours) == result.hours_touched
@@ -506,6 +507,81 @@ def test_two_compactions_at_once_count_every_share_once(ledger: Ledger) -> None:
 
 
 # --- arguments and the CLI -----------------------------------------------------------------
+
+
+def test_keep_late_leaves_the_shares_pps_has_not_paid_and_takes_the_rest(
+    ledger: Ledger,
+) -> None:
+    """Under PPS, a share loaded late from a spool (`late` true) is paid per share by its
+    height, which an hourly row does not keep: compaction must leave it however old it is,
+    and take it once it is paid (`late` false) like any other."""
+    engine = ledger.engine
+    older = cutoff(timedelta(hours=48), NOW)
+    old_ids = sorted(i for i, r in shares_table(engine).items() if r[CREATED] < older)
+    unpaid, paid = old_ids[::7], old_ids[3::7]
+    with engine.begin() as conn:
+        conn.execute(Share.__table__.update().where(Share.id.in_(unpaid)).values(late=True))
+        conn.execute(Share.__table__.update().where(Share.id.in_(paid)).values(late=False))
+
+    kept = compact(engine, older, batch_rows=211, keep_late=True)
+
+    assert kept.rows == len(old_ids) - len(unpaid)
+    left = {i for i, r in shares_table(engine).items() if r[CREATED] < older}
+    assert left == set(unpaid)
+    assert work_totals(engine) == ledger.expected
+    assert compact(engine, older, keep_late=True).rows == 0
+    # Paid: they go with the next run. (Without keep_late they would have gone already.)
+    with engine.begin() as conn:
+        conn.execute(Share.__table__.update().where(Share.id.in_(unpaid)).values(late=False))
+    assert compact(engine, older, keep_late=True).rows == len(unpaid)
+    assert work_totals(engine) == ledger.expected
+
+
+def test_hours_keep_the_network_target_of_their_shares(ledger: Ledger) -> None:
+    """Shares of one worker, site and hour mined at two network targets (a difficulty change
+    inside the hour) become two hourly rows, one per target, their sums exact."""
+    engine = ledger.engine
+    older = cutoff(timedelta(hours=48), NOW)
+    with engine.begin() as conn:
+        conn.execute(
+            Share.__table__.update()
+            .where(Share.created_at < older, Share.id % 4 == 0)
+            .values(bits=0x1702F128)
+        )
+        conn.execute(
+            Share.__table__.update()
+            .where(Share.created_at < older, Share.id % 4 != 0)
+            .values(bits=0x17031ABE)
+        )
+        want: dict[tuple[int, int, datetime, int], tuple[int, int]] = {}
+        for worker_id, site_id, at, bits, work in conn.execute(
+            select(Share.worker_id, Share.site_id, Share.created_at, Share.bits, Share.work).where(
+                Share.created_at < older
+            )
+        ):
+            key = (worker_id, site_id, floor_hour(at), bits)
+            n, w = want.get(key, (0, 0))
+            want[key] = (n + 1, w + work)
+
+    compact(engine, older, batch_rows=500)
+
+    with engine.connect() as conn:
+        got = {
+            (w, s, h, b): (n, wk)
+            for w, s, h, b, n, wk in conn.execute(
+                select(
+                    ShareHour.worker_id,
+                    ShareHour.site_id,
+                    ShareHour.hour,
+                    ShareHour.bits,
+                    ShareHour.shares,
+                    ShareHour.work,
+                )
+            )
+        }
+    assert got == want
+    assert {k[3] for k in got} == {0x1702F128, 0x17031ABE}
+    assert work_totals(engine) == ledger.expected
 
 
 def test_bad_arguments_are_refused(ledger: Ledger) -> None:

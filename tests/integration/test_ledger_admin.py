@@ -168,6 +168,12 @@ BAD_INPUT: list[tuple[list[str], list[str]]] = [
         ["--payout-address", MAINNET_ADDRESS, "regtest"],
     ),
     (["tenant", "set", "acme"], ["nothing to change"]),
+    (
+        ["tenant", "set", "acme", "--payout-threshold-sat", "300"],
+        ["--payout-threshold-sat", "at least 546", "dust", "300"],
+    ),
+    (["tenant", "set", "acme", "--payout-threshold-sat", "0"], ["--payout-threshold-sat", "546"]),
+    (["tenant", "set", "acme", "--payout-threshold-sat", "-5"], ["--payout-threshold-sat", "546"]),
 ]
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from pool.ledger import admin, db
-from pool.ledger.models import Block, Share, ShareReject, Site, Tenant, Worker
+from pool.ledger.models import Block, Node, Share, ShareReject, Site, Tenant, Worker
 from pool.ledger.spool import Spool
 from pool.ledger.writer import BlockRecord, LedgerWriter, ShareRecord, work_of
 
@@ -658,3 +659,77 @@ def test_spool_lines_longer_than_a_replay_chunk_are_loaded(
     assert opened, "open() did not return within 30 s: the spool is not being loaded"
     check_ledger(ledger, long)
     assert opened[0].spool.size() == 0
+
+
+# --- share times ----------------------------------------------------------------------------------
+
+
+def test_share_times_are_stored_to_the_microsecond_never_a_second_early(
+    ledger: Engine, tmp_path: Path, writers: Callable[..., LedgerWriter]
+) -> None:
+    """A share at hh:59:59.9999998 is a share of the next hour (the microsecond rounds up into
+    it), as Python and PostgreSQL read that time; SQLite once stored it as hh:59:59.000000, a
+    second early and in the wrong hour. Every time below is stored as datetime.fromtimestamp
+    reads it, on both databases."""
+    hour_end = 1_790_002_800.0  # 2026-09-21 15:00:00 UTC
+    times = [
+        hour_end - 1 + 0.9999998,  # rounds up to 15:00:00.000000
+        hour_end - 1 + 0.9999995,  # half a microsecond: rounds (half even) to 15:00:00
+        hour_end - 1 + 0.9999994,  # stays 14:59:59.999999
+        hour_end + 20 + 0.9999998,  # 15:00:21.000000
+        hour_end + 0.0000004,  # 15:00:00.000000
+        hour_end + 0.5,
+        hour_end + 1.0000016,
+    ]
+    reactor = ThreadReactor()
+    acks = Acks(reactor)
+    writer = writers(ledger, "node-a", tmp_path / "spool.jsonl", reactor)
+    writer.start()
+    records = [share("time", n, when=t - n * 0.001) for n, t in enumerate(times)]
+    assert [r.time for r in records] == times
+    for record in records:
+        acks.record(writer, record)
+    acks.wait({r.hash for r in records}, writer)
+    writer.stop()
+    with ledger.connect() as conn:
+        stored = dict(conn.execute(select(Share.hash, Share.created_at)).all())
+    want = {r.hash: datetime.fromtimestamp(r.time, UTC) for r in records}
+    assert {bytes(h): t for h, t in stored.items()} == want
+    assert want[records[0].hash] == datetime(2026, 9, 21, 15, 0, tzinfo=UTC)
+    assert want[records[2].hash] == datetime(2026, 9, 21, 14, 59, 59, 999_999, tzinfo=UTC)
+
+
+def test_network_targets_are_stored_and_spool_lines_from_before_them_still_load(
+    ledger: Engine, tmp_path: Path, writers: Callable[..., LedgerWriter]
+) -> None:
+    """Each share keeps the network target (bits) of its job, through the spool too; a spool
+    line written before shares carried one loads with 0 (not known)."""
+    reactor = ThreadReactor()
+    spool_path = tmp_path / "spool.jsonl"
+    mined = [share("bits", n) for n in range(3)]
+    for record in mined:
+        record.bits = 0x1702F128
+    spool_for_later(ledger, spool_path, mined, reactor, writers)
+    with ledger.connect() as conn:
+        node_id = conn.execute(select(Node.id).where(Node.name == "node-a")).scalar_one()
+    old = share("old-line", 1)
+    line = old.to_json()
+    del line["bits"]
+    line["id"] = node_id << 48 | 999
+    Spool(spool_path).append([line])
+    writers(ledger, "node-a", spool_path, reactor)  # open() loads the spool
+    with ledger.connect() as conn:
+        stored = {bytes(h): b for h, b in conn.execute(select(Share.hash, Share.bits))}
+    assert stored == {**{r.hash: 0x1702F128 for r in mined}, old.hash: 0}
+    fresh = share("fresh", 1)
+    fresh.bits = 0x207FFFFF
+    writer = writers(ledger, "node-b", tmp_path / "b.jsonl", reactor)
+    writer.start()
+    acks = Acks(reactor)
+    acks.record(writer, fresh)
+    acks.wait({fresh.hash}, writer)
+    writer.stop()
+    with ledger.connect() as conn:
+        assert conn.execute(select(Share.bits).where(Share.hash == fresh.hash)).scalar() == (
+            0x207FFFFF
+        )

@@ -53,8 +53,9 @@ class Ledger:
                 [{"id": i, "tenant_id": i, "name": "rig", "created_at": now} for i in (1, 2, 3)],
             )
 
-    def shares(self, *rows: tuple[int, int, datetime, int]) -> None:
-        """(tenant, work, time, height) each."""
+    def shares(self, *rows: tuple[int, int, datetime, int], bits: int | None = None) -> None:
+        """(tenant, work, time, height) each; `bits`: the network target they were mined at
+        (the column's default, 0 -- not known -- when None)."""
         values = []
         for tenant, work, when, height in rows:
             self.seq += 1
@@ -73,6 +74,7 @@ class Ledger:
                     "work": work,
                     "is_block": False,
                     "created_at": when,
+                    **({} if bits is None else {"bits": bits}),
                 }
             )
         with self.engine.begin() as conn:
@@ -171,6 +173,44 @@ def test_pplns_window_reaches_into_compacted_hours_pro_rata(
     with ledger.engine.connect() as conn:
         statuses = set(conn.execute(select(Credit.status)).scalars())
     assert statuses == {"mature"}
+
+
+def test_pplns_scores_each_share_by_the_network_difficulty_it_was_mined_at(
+    ledger: Ledger, chain: ChainView, bcoin_node: RegtestNode
+) -> None:
+    """A share of difficulty d mined when the network difficulty was D scores d / D (Rosenfeld;
+    Miningcore), not d / the found block's difficulty. Shares mined at 256 times the block's
+    difficulty (bits 0x1f7fffff: the target 0x7fffff x 2^224, 1/256 of regtest's 0x7fffff x
+    2^232) count 1/256 of their work, in raw shares and in compacted hours alike."""
+    harder = 0x1F7FFFFF
+    ledger.shares((INITECH, 99, T0 - timedelta(hours=1), 1), bits=REGTEST_BITS)  # not reached
+    ledger.shares((ACME, 5120, T0 + timedelta(minutes=10), 1), bits=harder)  # hour 10:00
+    ledger.shares((GLOBEX, 40, T0 + timedelta(minutes=20), 1), bits=REGTEST_BITS)
+    assert compact(ledger.engine, T0 + timedelta(hours=1)).rows == 3
+    ledger.shares((INITECH, 2560, T0 + timedelta(hours=2, minutes=5), 1), bits=harder)
+    ledger.shares(
+        (ACME, 20, T0 + timedelta(hours=2, minutes=10), 1),
+        (GLOBEX, 25, T0 + timedelta(hours=2, minutes=15), 1),  # the block's share
+        bits=REGTEST_BITS,
+    )
+    [found] = bcoin_node.mine(1)
+    height = int(bcoin_node.rpc("getblockcount"))
+    ledger.block(found, height, GLOBEX, T0 + timedelta(hours=2, minutes=15), 312_500_000)
+    settings = PayoutSettings(scheme="pplns", pplns_n=Decimal(3_276_850), fee_ppm=0)
+    assert track_blocks(ledger.engine, chain, settings).moved == {found: "immature"}
+    # Window 101 units of the block's difficulty (as in the test above). Newest first, scaled
+    # to the block's difficulty: globex 25, acme 20, initech 2,560 / 256 = 10 (55 so far);
+    # then the 10:00 hour, one step: acme 5,120 / 256 = 20 and globex 40 (60) for 46 units of
+    # room: x 46/60 -> acme 46/3, globex 92/3. Weights: acme 20 + 46/3 = 106/3, globex 25 +
+    # 92/3 = 167/3, initech 10 = 30/3 (of 303/3 = 101). Of 312,500,000: acme 33,125,000,000 /
+    # 303 = 109,323,432.34, globex 52,187,500,000 / 303 = 172,235,973.60, initech
+    # 3,125,000,000 / 101 = 30,940,594.06; floors leave 1 satoshi: globex (.60).
+    # (Scored by the block's difficulty, initech's 2,560 alone would have filled the window.)
+    assert ledger.credits(found) == {
+        ACME: (109_323_432, 0),
+        GLOBEX: (172_235_974, 0),
+        INITECH: (30_940_594, 0),
+    }
 
 
 def test_prop_round_is_the_shares_since_the_previous_block(

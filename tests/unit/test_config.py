@@ -317,6 +317,31 @@ def test_range_bounds_are_inclusive(section: str, key: str, value: Any) -> None:
     assert getattr(s.node if section == "node" else s.coinbase, key) == value
 
 
+@pytest.mark.parametrize("value", [0, 1, 300, 545])
+def test_a_payout_threshold_below_dust_is_refused(value: int) -> None:
+    # A balance paid below the dust limit of its output makes the wallet refuse the whole
+    # payout transaction; 546 sat is dust for no standard output script.
+    want = (
+        f"expected at least 546 satoshis (below it a payout output is dust, which wallets "
+        f"and nodes refuse), got {value}"
+    )
+    data: dict[str, Any] = {"pool": dict(POOL), "payout": {"threshold_sat": value}}
+    assert config_error(data) == f"config: payout.threshold_sat: {want}"
+    data = {"pool": dict(POOL), "tenants": [{"name": "acme", "payout_threshold_sat": value}]}
+    assert config_error(data) == f"config: tenants[0].payout_threshold_sat: {want}"
+
+
+def test_a_payout_threshold_of_546_is_the_smallest_accepted() -> None:
+    s = settings_from_mapping(
+        {
+            "pool": dict(POOL),
+            "payout": {"threshold_sat": 546},
+            "tenants": [{"name": "acme", "payout_threshold_sat": 546}],
+        }
+    )
+    assert s.payout.threshold_sat == 546 and s.tenants[0].payout_threshold_sat == 546
+
+
 # --- URLs -----------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from pool.accounting.schemes import (
     pplns_weights,
     pplns_window_work,
     pps_credits,
+    score_scale,
     share_value,
     solo_split,
     split_reward,
@@ -298,6 +299,30 @@ def test_weights_nonpositive_window_raises(window: int) -> None:
 
 
 # --- allocate --------------------------------------------------------------------------------
+
+
+def test_score_scale_is_the_ratio_of_targets() -> None:
+    # A share mined at difficulty 256 counts 1/256 of its work in a window of a difficulty-1
+    # block, and 256 times in the other direction; unknown bits (0) and the block's count 1.
+    assert score_scale(DIFF256_BITS, MAINNET_DIFF1_BITS) == Fraction(1, 256)
+    assert score_scale(MAINNET_DIFF1_BITS, DIFF256_BITS) == 256
+    assert score_scale(0, MAINNET_DIFF1_BITS) == 1
+    assert score_scale(REGTEST_BITS, REGTEST_BITS) == 1
+    # Two mainnet targets two weeks apart: 0x02f128 x 2^160 and 0x031abe x 2^160.
+    assert score_scale(0x1702F128, 0x17031ABE) == Fraction(0x02F128, 0x031ABE)
+
+
+def test_weights_of_shares_scored_by_their_network_difficulty() -> None:
+    # Window 10 units of the block's difficulty. A: 4 at the block's difficulty; B: 12 at
+    # twice it (scores 6, fills the window exactly); C: 8 at the block's, not reached.
+    half = score_scale(0x1B7FFF80, DIFF256_BITS)  # target 0x7fff80 x 2^192: D x 2, exactly
+    assert half == Fraction(1, 2)
+    steps = [[(A, 4)], [(B, 12 * half)], [(C, 8)]]
+    result = pplns_weights(steps, 10)
+    assert result.weights == {A: 4, B: 6} and result.full
+    # Not full: the shares there are, by their scores (the reward is split over them).
+    result = pplns_weights(steps[:2], 20)
+    assert result.weights == {A: 4, B: 6} and result.filled == 10 and not result.full
 
 
 def test_allocate_equal_thirds_tie_to_lowest_key() -> None:
