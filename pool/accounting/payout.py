@@ -29,6 +29,7 @@ Failpoints (FARMPOOL_FAILPOINT=name kills the process there) let tests interrupt
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections import Counter
@@ -38,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from pool.accounting import conflicts
 from pool.accounting.chainview import ChainView
@@ -52,9 +54,13 @@ from pool.accounting.wallet import (
     WalletLocked,
     btc_text,
 )
+from pool.alerts import store as alert_events
+from pool.alerts.store import NewEvent
 from pool.chain.addresses import address_to_script
 from pool.config import DUST_FLOOR_SAT, PayoutSettings
 from pool.ledger.models import Credit, Payout, PayoutItem, Tenant
+
+log = logging.getLogger(__name__)
 
 #: Payout statuses whose items count as paid.
 LIVE = ("signed", "sent", "confirmed")
@@ -307,12 +313,44 @@ def _now() -> datetime:
 
 
 def _mark(engine: Engine, payout_id: int, old: str, new: str, **values: Any) -> None:
+    """Move a payout from `old` to `new`; the move from signed to sent (or straight to
+    confirmed) is when its tenants are told (an event each, in the same transaction: once)."""
     with engine.begin() as conn:
-        conn.execute(
+        moved = conn.execute(
             update(Payout)
             .where(Payout.id == payout_id, Payout.status == old)
             .values(status=new, **values)
+        ).rowcount
+        if moved and old == "signed" and new in ("sent", "confirmed"):
+            _tell_paid(conn, payout_id)
+
+
+def _tell_paid(conn: Connection, payout_id: int) -> None:
+    txid = conn.execute(select(Payout.txid).where(Payout.id == payout_id)).scalar_one()
+    for tenant_id, name, address, amount in conn.execute(
+        select(PayoutItem.tenant_id, Tenant.name, func.min(PayoutItem.address),
+               func.sum(PayoutItem.amount_sat))
+        .join(Tenant, Tenant.id == PayoutItem.tenant_id)
+        .where(PayoutItem.payout_id == payout_id)
+        .group_by(PayoutItem.tenant_id, Tenant.name)
+    ):  # fmt: skip
+        event = NewEvent(
+            "payout_sent",
+            txid,
+            {"payout": payout_id, "amount_sat": int(amount), "address": address},
+            tenant=name,
         )
+        alert_events.record(conn, event, "payout run", tenant_id=tenant_id)
+
+
+def tell_failed(engine: Engine, error: str) -> None:
+    """A payout run stopped on an error: the operator is told (an event), best effort."""
+    try:
+        with engine.begin() as conn:
+            event = NewEvent("payout_failed", "payout run", {"error": error[:500]})
+            alert_events.record(conn, event, "payout run")
+    except SQLAlchemyError as exc:
+        log.warning("the payout_failed event was not written: %s", exc)
 
 
 def recover(engine: Engine, wallet: Wallet, progress: Progress) -> list[dict[str, Any]]:
@@ -635,6 +673,7 @@ def run_payouts(
             except (WalletError, PayoutError) as exc:
                 summary.error = f"{label}: {exc}"
                 progress(summary.error)
+                tell_failed(engine, summary.error)
                 break
             entry = _entry(n, batch)
             entry.update(payout=payout_id, txid=signed.txid, fee_sat=signed.fee_sat)

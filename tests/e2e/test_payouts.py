@@ -253,6 +253,20 @@ def test_solo_tenant_takes_its_blocks_and_its_shares_count_for_no_one_else(farm:
     )
 
 
+def orphan_events(farm: Farm, block: str) -> dict[str | None, int]:
+    """The block_orphaned events written for a block: voided satoshis by tenant."""
+    from pool.alerts.store import list_events
+
+    engine = farm.pool.engine()
+    try:
+        events = list_events(engine, None, limit=1000)
+    finally:
+        engine.dispose()
+    found = [e for e in events if e["kind"] == "block_orphaned" and e["subject"] == block]
+    assert len(found) == len({e["tenant"] for e in found}), found  # one per tenant
+    return {e["tenant"]: e["data"]["voided_sat"] for e in found}
+
+
 def test_an_orphaned_block_voids_its_credits(farm: Farm) -> None:
     node = farm.pool.node
     farm.share("globex")
@@ -272,6 +286,9 @@ def test_an_orphaned_block_voids_its_credits(farm: Farm) -> None:
     assert farm.block_row(block).status == "orphaned"
     assert {t: s for t, (_, _, s) in farm.credits(block).items()} == {t: "void" for t in credited}
     assert farm.pool.balances()["globex"]["immature_sat"] == 0
+    # Each tenant whose credits it voided is told once (an event, written with the move).
+    told = orphan_events(farm, block)
+    assert told == {t: amount for t, (amount, _, _) in credited.items() if t is not None}
     if node.kind != "svnode":
         return  # bcoin's reconsiderblock does not reconnect a block: no way back to test
     # A reorg back: the competitor is dropped and the pool's block is the tip again; the

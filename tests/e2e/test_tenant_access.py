@@ -151,6 +151,9 @@ def test_a_tenant_sees_its_own_numbers(farm: Farm) -> None:
     payouts = farm.json("/api/tenant/payouts", token)
     assert [(p["txid"], p["amount_sat"]) for p in payouts] == [(farm.txid, PAID["acme"])]
     assert payouts[0]["address"] == farm.pool.addresses["acme"]
+    # The payout run wrote a payout_sent event per tenant; the tenant lists its own.
+    sent = [e for e in farm.json("/api/events", token) if e["kind"] == "payout_sent"]
+    assert [(e["subject"], e["data"]["amount_sat"]) for e in sent] == [(farm.txid, PAID["acme"])]
     statement = farm.json("/api/tenant/statement", token)
     assert statement["rows"] and {r["tenant"] for r in statement["rows"]} == {"acme"}
     status, body, kind = farm.get("/api/tenant/statement?format=csv", token)
