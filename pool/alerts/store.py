@@ -143,6 +143,9 @@ def claim(
     free = or_(Event.claimed_by.is_(None), Event.claimed_at < now - timedelta(seconds=stale_s))
     wanted = and_(Event.delivered_at.is_(None), Event.attempts < MAX_ATTEMPTS, free)
     taken = []
+    with engine.connect() as conn:  # most of the time there is nothing: no write lock then
+        if conn.execute(select(Event.id).where(wanted).limit(1)).first() is None:
+            return taken
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
             # pysqlite begins at the first write: take the write lock before the read, or
