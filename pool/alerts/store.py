@@ -142,7 +142,7 @@ def claim(
     now = datetime.now(UTC)
     free = or_(Event.claimed_by.is_(None), Event.claimed_at < now - timedelta(seconds=stale_s))
     wanted = and_(Event.delivered_at.is_(None), Event.attempts < MAX_ATTEMPTS, free)
-    taken = []
+    taken: list[dict[str, Any]] = []
     with engine.connect() as conn:  # most of the time there is nothing: no write lock then
         if conn.execute(select(Event.id).where(wanted).limit(1)).first() is None:
             return taken
