@@ -17,13 +17,12 @@ import os
 import signal
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
 
-from pool.alerts.service import Alerts
 from pool.chain.job import Job, JobFactory
 from pool.chain.rpc import AsyncNode, NodeError, NodeRPC, call_with_retry
 from pool.chain.template import detect_segwit
@@ -34,6 +33,9 @@ from pool.ledger.leases import LeaseError, lease_prefix
 from pool.ledger.writer import LedgerWriter
 from pool.stratum.ledger_sink import LedgerSink
 from pool.stratum.server import StratumServer
+
+if TYPE_CHECKING:
+    from pool.alerts.service import Alerts
 
 log = logging.getLogger("farmpool")
 
@@ -143,6 +145,8 @@ def start_alerts(
 ) -> Alerts:
     """The alerts (pool/alerts/): told of every share and block, watching the node and the
     ledger, delivering events to the configured webhooks."""
+    from pool.alerts.service import Alerts  # only serve needs it (and twisted.web's client)
+
     alerts = Alerts(settings.alerts, settings.node_name, writer.engine, reactor)
     alerts.node_ok = lambda: (source.node_error is None, source.node_error or "")
     alerts.ledger_ok = lambda: writer.db_ok

@@ -78,8 +78,12 @@ def test_work_waits_for_a_node_that_is_not_up_yet(
 ) -> None:
     proxy.cut()
     work = work_process(_config(bcoin_node, proxy.url(bcoin_node.rpc_url)))
-    time.sleep(1.5)
+    # Until it has tried and is waiting to try again (however long the process takes to
+    # start on a slow machine).
+    deadline = time.monotonic() + 30
+    while "retrying in" not in work.log_text():
+        assert time.monotonic() < deadline, work.log_text()
+        time.sleep(0.1)
     proxy.restore()
     first = work.next_event(timeout=15)
     assert first["event"] == "job" and first["clean"] is True
-    assert "retrying in" in work.log_text()
