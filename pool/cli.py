@@ -515,18 +515,15 @@ def cmd_tenant(args: argparse.Namespace) -> int:
 
 
 def _fee_ppm(text: str) -> int:
-    from decimal import Decimal, InvalidOperation
+    from pool.units import percent_to_ppm
 
     try:
-        percent = Decimal(text)
-    except InvalidOperation:
-        percent = Decimal(-1)
-    if not percent.is_finite() or not 0 <= percent <= 100 or (percent * 10_000) % 1:
+        return percent_to_ppm(text)
+    except ValueError:
         raise CliError(
             f"--fee-percent: 0 to 100 with at most 4 decimals, or pool; got {text!r}",
             EXIT_BAD_INPUT,
-        )
-    return int(percent * 10_000)
+        ) from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

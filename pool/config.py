@@ -24,6 +24,7 @@ import yaml
 from pool.alerts.kinds import KINDS
 from pool.chain.addresses import NETWORKS, AddressError, address_to_script
 from pool.netlists import parse_networks
+from pool.units import MAX_MONEY_SAT, percent_to_ppm
 
 T = TypeVar("T")
 
@@ -762,7 +763,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 
 #: All the bitcoin there will ever be, in satoshis.
-MAX_MONEY_SAT = 21_000_000 * 100_000_000
 #: The smallest payout threshold: a payout output below the dust limit of its script type is
 #: refused by wallets and nodes (and with it the whole transaction); 546 sat, P2PKH's limit at
 #: the default dust relay fee, is above every standard script type's.
@@ -812,7 +812,7 @@ def _decimal(lo: Decimal, hi: Decimal, places: int) -> Callable[[str, Any], Deci
 
 def _percent_ppm(path: str, value: Any) -> int:
     """A percentage (0 to 100, up to 4 decimals) as parts per million."""
-    return int(_decimal(Decimal(0), Decimal(100), 4)(path, value) * 10_000)
+    return percent_to_ppm(_decimal(Decimal(0), Decimal(100), 4)(path, value))
 
 
 def _payout(sec: _Section) -> PayoutSettings:

@@ -22,12 +22,12 @@ from fractions import Fraction
 from types import ModuleType
 from typing import Any
 
+from pool.units import DIFF1_TARGET, bits_to_target
+
 _sha256 = hashlib.sha256
 _pack_u32 = struct.Struct("<I").pack
 _pack_tail = struct.Struct("<III").pack
 
-#: Difficulty 1 (the "pool difficulty 1" target, 0x00000000ffff0000...0000).
-DIFF1_TARGET = 0xFFFF << 208
 MAX_TARGET = (1 << 256) - 1
 
 #: BIP320 general-purpose version bits, the mask pools offer for version rolling.
@@ -87,17 +87,6 @@ def hash_to_int(digest: bytes) -> int:
 
 
 # --- targets and difficulty --------------------------------------------------------------
-
-
-def bits_to_target(bits: int) -> int:
-    """Expand a compact nBits value into the full 256-bit target."""
-    exponent = bits >> 24
-    mantissa = bits & 0x007FFFFF
-    if bits & 0x00800000:
-        raise ValueError(f"nBits {bits:08x} is negative")
-    if exponent <= 3:
-        return mantissa >> (8 * (3 - exponent))
-    return mantissa << (8 * (exponent - 3))
 
 
 def target_to_bits(target: int) -> int:

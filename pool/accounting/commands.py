@@ -61,7 +61,7 @@ def _guard(settings: Settings, action: Callable[[], int]) -> int:
 
 
 def btc(sat: int) -> str:
-    from pool.accounting.wallet import btc_text
+    from pool.units import btc_text
 
     return btc_text(sat)
 

@@ -45,6 +45,7 @@ from pool.ledger.models import (
     Site,
     SiteHour,
 )
+from pool.units import floor_hour
 
 HOUR = timedelta(hours=1)
 MICRO = 1_000_000
@@ -52,10 +53,6 @@ MICRO = 1_000_000
 
 class TariffError(ValueError):
     """A tariff, price or fleet an admin must correct; the message says what."""
-
-
-def floor_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def ceil_hour(moment: datetime) -> datetime:

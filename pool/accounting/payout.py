@@ -52,13 +52,13 @@ from pool.accounting.wallet import (
     Wallet,
     WalletError,
     WalletLocked,
-    btc_text,
 )
 from pool.alerts import store as alert_events
 from pool.alerts.store import NewEvent
 from pool.chain.addresses import address_to_script
 from pool.config import DUST_FLOOR_SAT, PayoutSettings
 from pool.ledger.models import Credit, Payout, PayoutItem, Tenant
+from pool.units import btc_text
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from pool.accounting.energy import update_energy
+from pool.units import HASHES_PER_WORK, btc_text
 
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])(?:-(0[1-9]|[12]\d|3[01]))?")
 LEVELS = ("tenant", "site", "pool")
@@ -54,10 +55,6 @@ def check(level: str, period: str, site: str | None, tenant: str | None) -> Quer
     return Query(level, period, site, tenant)
 
 
-def _btc(sat: int) -> str:
-    return f"{Decimal(sat) / 100_000_000:.8f}"
-
-
 def _money(cents: int) -> str:
     return f"{Decimal(cents) / 100:.2f}"
 
@@ -75,7 +72,7 @@ def _ratio(part: int, whole: int) -> str:
 def _hashrate(work: int, seconds: int) -> str:
     if seconds <= 0:
         return ""
-    ths = Decimal(work) * 65536 / Decimal(seconds) / Decimal(10**12)
+    ths = Decimal(work) * HASHES_PER_WORK / Decimal(seconds) / Decimal(10**12)
     return str(ths.quantize(Decimal("0.000001"), ROUND_HALF_UP))
 
 
@@ -139,10 +136,10 @@ def statement(engine: Engine, q: Query, *, update: bool = True) -> list[dict[str
                 "rejects": rejects,
                 "reject_percent": _ratio(rejects, shares + rejects),
                 "blocks": int(r["blocks"]),
-                "credited_btc": _btc(int(r["credited_sat"])),
-                "matured_btc": _btc(int(r["matured_sat"])),
-                "paid_btc": _btc(int(r["paid_sat"])),
-                "pool_fee_btc": _btc(int(r["fee_sat"])),
+                "credited_btc": btc_text(int(r["credited_sat"])),
+                "matured_btc": btc_text(int(r["matured_sat"])),
+                "paid_btc": btc_text(int(r["paid_sat"])),
+                "pool_fee_btc": btc_text(int(r["fee_sat"])),
                 "energy_kwh": _kwh(int(r["wh_metered"]) + int(r["wh_estimated"])),
                 "estimated_kwh": _kwh(int(r["wh_estimated"])),
                 "energy_cost": _money(int(r["energy_cost_cents"])),

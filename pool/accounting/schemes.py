@@ -34,14 +34,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TypeVar
 
-#: Work units per unit of difficulty (as in the share ledger).
-WORK_PER_DIFFICULTY = 2**16
-#: The target of difficulty 1 (bits 0x1d00ffff).
-DIFF1_TARGET = 0xFFFF << 208
-#: Parts per million.
-PPM = 1_000_000
-#: All the bitcoin there will ever be, in satoshis.
-MAX_MONEY_SAT = 21_000_000 * 100_000_000
+from pool.units import DIFF1_TARGET, MAX_MONEY_SAT, PPM, WORK_PER_DIFFICULTY, bits_to_target
 
 K = TypeVar("K", int, str)
 
@@ -52,13 +45,9 @@ class SchemeError(ValueError):
 
 def target_from_bits(bits: int) -> int:
     """The target a block header's compact `bits` encodes."""
-    exponent, mantissa = bits >> 24, bits & 0x007FFFFF
-    if bits & 0x00800000 or mantissa == 0:
+    if bits & 0x00800000 or bits & 0x007FFFFF == 0:
         raise SchemeError(f"bits {bits:08x} do not encode a positive target")
-    if exponent <= 3:
-        target = mantissa >> (8 * (3 - exponent))
-    else:
-        target = mantissa << (8 * (exponent - 3))
+    target = bits_to_target(bits)
     if target == 0:
         raise SchemeError(f"bits {bits:08x} encode a zero target")
     return target

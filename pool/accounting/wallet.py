@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 
 from pool.chain.addresses import AddressError, address_to_script
 from pool.chain.rpc import NodeError, NodeRPC, NodeRPCError, to_satoshis
-from pool.config import MAX_MONEY_SAT, PayoutSettings
+from pool.config import PayoutSettings
+from pool.units import MAX_MONEY_SAT, SAT_PER_BTC, btc_text
 
-COIN = 100_000_000
 #: Blocks before a coinbase output may be spent (consensus).
 COINBASE_MATURITY = 100
 
@@ -63,13 +63,6 @@ class SignedTx:
     txid: str
     hex: str
     fee_sat: int
-
-
-def btc_text(sat: int) -> str:
-    """Satoshis as an exact BTC amount in text (what the node's JSON reads without floats)."""
-    sign = "-" if sat < 0 else ""
-    whole, frac = divmod(abs(sat), COIN)
-    return f"{sign}{whole}.{frac:08d}"
 
 
 def _classify(exc: NodeError, doing: str) -> WalletError:
@@ -142,7 +135,7 @@ class Wallet:
             raw = self.node.call("createrawtransaction", [], amounts)
         except NodeError as exc:
             raise _classify(exc, "createrawtransaction") from None
-        rate = Decimal(self.settings.fee_rate_sat_vb * 1000) / COIN  # BTC per kvB
+        rate = Decimal(self.settings.fee_rate_sat_vb * 1000) / SAT_PER_BTC  # BTC per kvB
         try:
             funded = self.rpc.call("fundrawtransaction", raw, {"feeRate": rate})
         except NodeError as exc:

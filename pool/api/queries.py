@@ -25,6 +25,7 @@ from pool.ledger.models import (
     Tenant,
     Worker,
 )
+from pool.units import HASHES_PER_WORK
 
 WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 
@@ -115,7 +116,7 @@ def workers(
                 "tenant": tenant,
                 "worker": worker,
                 "hashrate_hs": {
-                    name: works[name] * 65536 // int(span.total_seconds())
+                    name: works[name] * HASHES_PER_WORK // int(span.total_seconds())
                     for name, span in WINDOWS.items()
                 },
                 "last_share": _iso(cells.get("last")),

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from pool.chain.addresses import AddressError, address_to_script
 from pool.config import NAME_PATTERN, Settings, dust_floor_problem
 from pool.ledger.models import Site, Tenant
+from pool.units import PPM
 
 #: Longest time zone name the sites table holds.
 TIMEZONE_MAX = 64
@@ -192,7 +193,7 @@ def set_tenant(
     if active is not None:
         changes["active"] = active
     if not isinstance(fee_ppm, Unset):
-        if fee_ppm is not None and not 0 <= fee_ppm <= 1_000_000:
+        if fee_ppm is not None and not 0 <= fee_ppm <= PPM:
             raise AdminError("fee_ppm", f"a fee is 0 to 100 percent, got {fee_ppm / 10_000}")
         changes["fee_ppm"] = fee_ppm
     if not isinstance(payout_threshold_sat, Unset):

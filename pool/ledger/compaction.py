@@ -59,6 +59,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from pool.ledger.models import Share, ShareHour, UTCDateTime
+from pool.units import floor_hour
 
 #: How long shares stay as they are by default (see the module docstring).
 DEFAULT_KEEP = timedelta(hours=48)
@@ -96,11 +97,6 @@ class CompactionResult:
 
 
 Progress = Callable[[CompactionResult], None]
-
-
-def floor_hour(moment: datetime) -> datetime:
-    """The start of the UTC hour `moment` is in."""
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def cutoff(keep: timedelta = DEFAULT_KEEP, now: datetime | None = None) -> datetime:

@@ -37,14 +37,9 @@ from pool.ledger.records import (
     checked_time,
 )
 from pool.ledger.spool import Spool
+from pool.units import MAX_MONEY_SAT, WORK_PER_DIFFICULTY
 
 log = logging.getLogger(__name__)
-
-#: Work units of a share of difficulty 1. Work is difficulty in fixed point (1/65536): whole
-#: numbers whose sums are exact, and whose sums fit SQLite's 64-bit integers up to 1.4e14
-#: difficulty (about a week of 1 EH/s; PostgreSQL sums bigints as numeric, with no limit).
-#: Expected hashes would overflow SQLite's SUM in two minutes at that rate.
-WORK_PER_DIFFICULTY = 2**16
 
 
 class NotRecorded(RuntimeError):
@@ -100,7 +95,7 @@ class BlockRecord:
         except ValueError:
             raise RecordError("hash: not hex") from None
         checked_int(self.height, "height", 0, 2**31 - 1)
-        checked_int(self.reward_sat, "reward_sat", 0, 21_000_000 * 100_000_000)
+        checked_int(self.reward_sat, "reward_sat", 0, MAX_MONEY_SAT)
         checked_name(self.tenant, "tenant")
         checked_name(self.worker, "worker")
         checked_name(self.site, "site")
