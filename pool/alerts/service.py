@@ -28,6 +28,7 @@ from pool.alerts.watch import Flag, HashrateWatch, WorkerWatch
 from pool.alerts.webhooks import Dispatcher
 from pool.config import AlertSettings
 from pool.ledger.records import ShareRecord
+from pool.stratum.blocks import FoundBlock
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +84,18 @@ class Alerts:
         if event is not None:
             self.emit(event)
 
-    def on_block(
-        self, share: ShareRecord, block_hash: str, accepted: bool, answer: str | None
-    ) -> None:
+    def on_block(self, block: FoundBlock) -> None:
+        share = block.share
         self.emit(
             NewEvent(
                 "block_found",
-                block_hash,
+                block.hash,
                 {
                     "height": share.height,
                     "worker": share.worker,
                     "site": share.site,
-                    "accepted": accepted,
-                    "node_answer": answer,
+                    "accepted": block.accepted,
+                    "node_answer": block.answer,
                 },
                 tenant=share.tenant,
             )

@@ -426,7 +426,7 @@ class Api(resource.Resource):
             "job_age_s": round(time.time() - s.job_at, 3) if s.job_at else None,
             "stats": dict(s.stats),
             "hashrate_hs": self.history.latest(),
-            "banned": {ip: round(left, 1) for ip, left in s.banned().items()},
+            "banned": {ip: round(left, 1) for ip, left in s.gate.banned().items()},
             "ledger_queue": self.writer.queue_depth if self.writer is not None else None,
             "spool_bytes": self.writer.spool.size() if self.writer is not None else None,
         }
@@ -450,30 +450,24 @@ class Api(resource.Resource):
             or not 1 <= seconds <= 30 * 86400
         ):
             raise ApiError(400, "seconds: a number from 1 to 2592000")
-        if not self.stratum.ban(ip, float(seconds), "banned by an admin through the API"):
+        if not self.stratum.gate.ban(ip, float(seconds), "banned by an admin through the API"):
             raise ApiError(409, f"ip: {ip} is in stratum.trusted_networks, which are never banned")
         return {"banned": ip, "seconds": seconds}
 
     def unban(self, data: dict[str, Any]) -> dict[str, Any]:
         ip = self._ip(data)
-        return {"unbanned": ip, "was_banned": self.stratum.unban(ip)}
+        return {"unbanned": ip, "was_banned": self.stratum.gate.unban(ip)}
 
     def kick(self, data: dict[str, Any]) -> dict[str, Any]:
         worker, session_id = data.get("worker"), data.get("session")
         if (worker is None) == (session_id is None):
             raise ApiError(400, "give exactly one of worker (tenant.worker) or session")
-        kicked = 0
-        for session in list(self.stratum.sessions):
-            # Every worker the session authorized (a proxy authorizes several), whether or
-            # not it has submitted yet; names as the miner sent them, or as tenant.worker.
-            names = set(session.workers) | {
-                f"{w.tenant}.{w.worker}" for w in session.workers.values()
-            }
-            if (worker is not None and worker in names) or (
-                session_id is not None and session.extranonce1.hex() == str(session_id).lower()
-            ):
-                session.protocol.close()
-                kicked += 1
+        # Every worker a session authorized (a proxy authorizes several), whether or not it
+        # has submitted yet; names as the miner sent them, or as tenant.worker.
+        kicked = self.stratum.registry.kick(
+            worker=worker if isinstance(worker, str) else None,
+            session_id=None if session_id is None else str(session_id),
+        )
         if not kicked:
             raise ApiError(404, "no such session")
         return {"kicked": kicked}

@@ -88,10 +88,7 @@ def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory, alerts:
     """The node's metrics (server: StratumServer; writer: LedgerWriter or None; rpc: NodeRPC;
     alerts: pool.alerts.service.Alerts or None)."""
     out = Exposition()
-    sessions_by_listener: dict[str, int] = {}
-    for session in server.sessions:
-        name = session.listener.name
-        sessions_by_listener[name] = sessions_by_listener.get(name, 0) + 1
+    sessions_by_listener = server.registry.by_listener()
     out.metric(
         "farmpool_sessions",
         "gauge",
@@ -102,7 +99,7 @@ def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory, alerts:
         "farmpool_connections_unsubscribed",
         "gauge",
         "Connections that have not subscribed yet.",
-        [({}, len(server.unsubscribed))],
+        [({}, len(server.registry.unsubscribed))],
     )
     stats = server.stats
     results = [({"result": "accepted"}, stats.get("accepted", 0))]
@@ -153,7 +150,10 @@ def render(server: Any, writer: Any, rpc: Any, history: HashrateHistory, alerts:
         [({}, round(time.time() - server.job_at, 3))] if server.job_at else [],
     )
     out.metric(
-        "farmpool_banned_addresses", "gauge", "Addresses banned now.", [({}, len(server.banned()))]
+        "farmpool_banned_addresses",
+        "gauge",
+        "Addresses banned now.",
+        [({}, len(server.gate.banned()))],
     )
     counted = (
         ("farmpool_connections_refused_total", "Connections refused, by reason.", "refused_"),

@@ -1,1 +1,1 @@
-"""The Stratum v1 server: listeners, protocol, sessions, jobs, vardiff, bans."""
+"""The Stratum v1 server: listeners, admission, bans, protocol, sessions, jobs, judge, blocks."""

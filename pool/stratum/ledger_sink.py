@@ -15,6 +15,7 @@ from pool.hashing import hash_to_hex
 from pool.ledger.records import ShareRecord
 from pool.ledger.writer import BlockRecord, LedgerWriter, NotRecorded
 from pool.stratum import errors as E
+from pool.stratum.blocks import FoundBlock
 from pool.stratum.errors import StratumError
 from pool.stratum.session import Session
 
@@ -36,24 +37,18 @@ class LedgerSink:
     def record(self, share: ShareRecord) -> defer.Deferred[None]:
         return self.writer.record(share).addErrback(_not_recorded)
 
-    def record_block(
-        self,
-        share: ShareRecord,
-        block_hash: str,
-        reward_sat: int,
-        accepted: bool,
-        answer: str | None,
-    ) -> defer.Deferred[None]:
+    def record_block(self, block: FoundBlock) -> defer.Deferred[None]:
+        share = block.share
         return self.writer.record(
             BlockRecord(
-                hash=block_hash or hash_to_hex(share.hash),
+                hash=block.hash or hash_to_hex(share.hash),
                 height=share.height,
-                reward_sat=reward_sat,
+                reward_sat=block.reward_sat,
                 tenant=share.tenant,
                 worker=share.worker,
                 site=share.site,
-                accepted=accepted,
-                node_answer=answer,
+                accepted=block.accepted,
+                node_answer=block.answer,
                 time=share.time,
                 share=share,
             )

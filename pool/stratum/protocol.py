@@ -132,10 +132,10 @@ class StratumProtocol(protocol.Protocol):
             # (limits, bans) waits for it, a few seconds at most. Only the listener's trusted
             # proxies may name one; a waiting connection counts against the balancer's cap.
             if not in_networks(self.peer, networks_of(self.listener.trusted_proxies)):
-                self.server.refused_untrusted_proxy(self.peer, self.listener.name)
+                self.server.gate.refused_untrusted_proxy(self.peer, self.listener.name)
                 self.transport.abortConnection()
                 return
-            if not self.server.admit_pending(self):
+            if not self.server.gate.admit_pending(self):
                 self.transport.abortConnection()
                 return
             self._proxy_peer = self.peer
@@ -147,7 +147,7 @@ class StratumProtocol(protocol.Protocol):
         self._admit()
 
     def _admit(self) -> None:
-        if not self.server.admit(self):
+        if not self.server.gate.admit(self):
             self._closing = True
             self.transport.abortConnection()
             return
@@ -159,7 +159,7 @@ class StratumProtocol(protocol.Protocol):
         if self._proxy_timer is not None and self._proxy_timer.active():
             self._proxy_timer.cancel()
         if self._proxy_peer is not None:
-            self.server.release_pending(self._proxy_peer)
+            self.server.gate.release_pending(self._proxy_peer)
             self._proxy_peer = None
 
     def _proxy_timeout(self) -> None:
@@ -267,13 +267,13 @@ class StratumProtocol(protocol.Protocol):
         try:
             message = _loads(line.decode())
         except NonFiniteNumber as exc:
-            self.server.note_invalid(session, "malformed")
+            self.server.gate.note_invalid(session, "malformed")
             return encode_error(None, StratumError(E.OTHER, f"Parse error: {exc}"))
         except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep
-            self.server.note_invalid(session, "malformed")
+            self.server.gate.note_invalid(session, "malformed")
             return encode_error(None, StratumError(E.OTHER, "Parse error: not a JSON line"))
         if not isinstance(message, dict):
-            self.server.note_invalid(session, "malformed")
+            self.server.gate.note_invalid(session, "malformed")
             return encode_error(None, StratumError(E.OTHER, "Expected a JSON object"))
         request_id = message.get("id")
         method = message.get("method")
@@ -283,7 +283,7 @@ class StratumProtocol(protocol.Protocol):
         if params is None:
             params = []
         if not isinstance(method, str) or not isinstance(params, list):
-            self.server.note_invalid(session, "malformed")
+            self.server.gate.note_invalid(session, "malformed")
             return encode_error(
                 request_id, StratumError(E.OTHER, "Expected a method name and a params list")
             )
@@ -291,7 +291,7 @@ class StratumProtocol(protocol.Protocol):
         try:
             result = session.handle(method, params)
         except StratumError as error:
-            self.server.note_rejected(session, method, error)
+            self.server.gate.note_rejected(session, method, error)
             return encode_error(request_id, error)
         except Exception:
             log.exception("%s from %s failed", method, self.peer)
@@ -324,7 +324,7 @@ class StratumProtocol(protocol.Protocol):
     def _oversized(self) -> None:
         session = self.session
         if session is not None:
-            self.server.note_invalid(session, "oversized")
+            self.server.gate.note_invalid(session, "oversized")
         self._buffer = b""
         self.send(
             encode_error(

@@ -137,7 +137,7 @@ class Session:
         self.rejected = 0
         self.last_share_at = 0.0
         # Invalid shares and messages (weighted) since invalid_since: a flood closes the
-        # session (StratumServer.note_invalid).
+        # session (Gatekeeper.note_invalid).
         self.invalid_score = 0.0
         self.invalid_since = now
 
@@ -192,7 +192,7 @@ class Session:
             )
         if len(name) > 128 or not worker.isprintable():
             raise StratumError(E.UNAUTHORIZED, "Unauthorized worker: bad worker name", result=False)
-        if self.server.admission.worker_banned(self.peer, name):
+        if self.server.gate.worker_banned(self.peer, name):
             raise StratumError(
                 E.UNAUTHORIZED,
                 "Unauthorized worker: banned for a while after floods of invalid shares",
@@ -388,7 +388,7 @@ class Session:
         if self.vardiff is not None:
             self.retarget(self.vardiff.on_share(self.difficulty, now), now)
         if verdict.is_block:
-            return server.block_found(self, entry, share, submit, verdict.version)
+            return server.blocks.found(self, entry, share, submit, verdict.version)
         return server.record_share(share)
 
     def check_idle(self, now: float) -> None:

@@ -290,7 +290,7 @@ def test_one_faulty_asic_closes_its_own_session_not_the_site() -> None:
     faulty.start("acme.bad")
     flood(faulty, "acme.bad")
     assert faulty.closed and not neighbour.closed
-    assert pool.server.banned() == {}
+    assert pool.server.gate.banned() == {}
     again = pool.connect(site)  # the site can still connect ...
     assert not again.closed
     again.start("acme.other")
@@ -307,7 +307,7 @@ def test_the_same_worker_closed_again_and_again_is_banned_at_that_address_only()
         faulty.start("acme.bad")
         flood(faulty, "acme.bad")
         assert faulty.closed
-    assert pool.server.stats["bans_worker"] == 1 and pool.server.banned() == {}
+    assert pool.server.stats["bans_worker"] == 1 and pool.server.gate.banned() == {}
     retry = pool.connect(site)
     retry.request("mining.subscribe", [])
     reply = retry.request("mining.authorize", ["acme.bad", "x"])
@@ -329,7 +329,7 @@ def test_several_misbehaving_workers_ban_the_address() -> None:
         miner = pool.connect(site)
         miner.start(name)
         flood(miner, name)
-    assert site in pool.server.banned() and neighbour.closed
+    assert site in pool.server.gate.banned() and neighbour.closed
     assert pool.connect(site).closed  # refused while banned
     assert pool.server.stats["refused_banned"] == 1
 
@@ -340,7 +340,7 @@ def test_unauthorized_garbage_from_several_sessions_bans_the_address() -> None:
         miner = pool.connect("192.0.2.66")
         miner.send_raw(b"\x16\x03\x01 not stratum\n" * 5)
         assert miner.closed
-    assert "192.0.2.66" in pool.server.banned()
+    assert "192.0.2.66" in pool.server.gate.banned()
 
 
 def test_trusted_networks_are_never_banned() -> None:
@@ -351,8 +351,8 @@ def test_trusted_networks_are_never_banned() -> None:
         miner.start(name)
         flood(miner, name)
         assert miner.closed  # the session still is
-    assert pool.server.banned() == {}
-    assert pool.server.ban(site, 60, "by hand") is False
+    assert pool.server.gate.banned() == {}
+    assert pool.server.gate.ban(site, 60, "by hand") is False
     assert not pool.connect(site).closed
 
 
