@@ -17,7 +17,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet import defer, protocol, tcp
+from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 
 from pool.config import ListenerSettings
@@ -26,6 +26,7 @@ from pool.stratum import errors as E
 from pool.stratum.errors import StratumError
 from pool.stratum.proxyproto import ProxyHeaderError, parse_proxy_header
 from pool.stratum.session import Session
+from pool.stratum.twisted_compat import disconnecting, send_now, unsent_bytes
 
 if TYPE_CHECKING:
     from pool.stratum.server import StratumServer
@@ -87,16 +88,6 @@ def encode_error(request_id: Any, error: StratumError) -> bytes:
         + _dumps(error.as_json()).encode()
         + b"}\n"
     )
-
-
-def _buffered(transport: Any) -> int:
-    """Bytes written to a connection that the kernel has not taken yet (TCP, or TLS over
-    TCP); 0 where the transport does not say."""
-    total = 0
-    for layer in (transport, getattr(transport, "transport", None)):
-        if type(layer) is tcp.Server:
-            total += len(layer.dataBuffer) + layer._tempDataLen
-    return total
 
 
 class StratumProtocol(protocol.Protocol):
@@ -212,7 +203,7 @@ class StratumProtocol(protocol.Protocol):
     @property
     def closing(self) -> bool:
         """The connection is being closed or is gone: nothing more it sent is read."""
-        return self._closing or bool(self.transport.disconnecting)
+        return self._closing or disconnecting(self.transport)
 
     def close(self) -> None:
         """Close after what is queued for the miner is sent; stop reading its lines."""
@@ -245,7 +236,7 @@ class StratumProtocol(protocol.Protocol):
                 return
             if len(line) > self._max_line:
                 break
-            if self._closing or transport.disconnecting:  # banned or closed mid-packet
+            if self._closing or disconnecting(transport):  # banned or closed mid-packet
                 break
             reply = self._line(line, session)
             if reply is not None:
@@ -358,28 +349,17 @@ class StratumProtocol(protocol.Protocol):
         happens a reactor round later, and the register/unregister pair was a third of the
         server's CPU at 15k shares/s. A direct send when the queue is empty keeps ordering (the
         queue is empty) and leaves any remainder to the transport. The same path serves the
-        fan-out of one notify to thousands of sessions.
+        fan-out of one notify to thousands of sessions. (The queue is Twisted's internals:
+        pool/stratum/twisted_compat.py.)
         """
         if self._lost:
             return
         transport = self.transport
-        if (
-            type(transport) is tcp.Server
-            and not transport._tempDataBuffer
-            and not transport.dataBuffer
-            and not transport.disconnecting
-        ):
-            try:
-                sent = transport.socket.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                return  # the reactor will see the connection die
-            if sent == len(data):
-                return
-            data = data[sent:]
-        transport.write(data)
-        if _buffered(transport) > self.server.settings.stratum.max_send_buffer_bytes:
+        rest = send_now(transport, data)
+        if rest is None:
+            return  # all sent, or the socket failed (the reactor will see it die)
+        transport.write(rest)
+        if unsent_bytes(transport) > self.server.settings.stratum.max_send_buffer_bytes:
             # A client that does not read: what waits for it would grow without bound.
             self.server.events.warning(
                 "closed_slow", "closed %s: it does not read what the pool sends", self.peer

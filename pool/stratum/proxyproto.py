@@ -42,6 +42,47 @@ Choices made here:
   UNIX with 216 bytes, plus the usual TLVs (ALPN, authority, SSL, unique id of at most 128
   bytes) is far below that. So a bigger header points to a broken or hostile sender, and
   the cap keeps a connection from holding up to 64 KiB before its first Stratum line.
+
+Why not Twisted's `twisted.protocols.haproxy` (measured with Twisted 26.10 by
+benchmarks/proxyproto_vs_twisted.py, on this project's 2-core build machine; issue 15 item 4):
+
+* It is private API. The package exports only `proxyEndpoint`; `HAProxyWrappingFactory`,
+  `V1Parser` and `V2Parser` live in `_wrapper`, `_v1parser` and `_v2parser`. Using them would
+  add a reliance on Twisted internals, which pool/stratum/twisted_compat.py exists to keep
+  to a minimum.
+* It does not do what a listener needs. The wrapper has no trusted-proxies check, no timeout
+  for a missing header, no way to count a waiting connection against the balancer's cap, and
+  no callback when the header is complete (the miner would be admitted only on its first
+  Stratum bytes). It drops a bad header with `loseConnection()` and no reason, so
+  `proxy_header_errors` could not say what was wrong. StratumProtocol would keep all of its
+  own PROXY code anyway; only the parser could be swapped.
+* Its parser mishandles 12 of the 23 inputs in the script's corpus when each is sent whole,
+  and drops all 7 valid headers when they are sent a byte at a time. Ours handles all 23 as
+  the spec says, sent either way:
+  - Headers that arrive in pieces: it chooses v1 or v2 from the first `dataReceived` only,
+    and drops the connection if that chunk is shorter than 8 (v1) or 16 (v2) bytes. All 7
+    valid headers sent a byte at a time were dropped. Ours accepts them.
+  - Valid input it refuses: `PROXY UNKNOWN\r\n`, the shortest v1 header.
+  - Invalid input it accepts: `999.1.1.1` and `01.2.3.4` as IPv4 addresses, ports 99999 and
+    -1, IPv6 text in a TCP4 line, a seventh field, a 200-byte v1 line, v2 family byte 0x10,
+    and a v2 header declaring 65535 bytes.
+  - Invalid input that raises instead of refusing: a non-ASCII byte in an address
+    (UnicodeDecodeError) and a port `x` (ValueError). These escape `dataReceived`.
+  - It does not normalise addresses. v1 `2001:DB8::1` stays upper case, and v2 gives
+    `2001:db8:0:0:0:0:0:1`, so one client behind v1 and v2 balancers would get two ban and
+    limit keys. Ours gives `2001:db8::1` for both.
+* Hostile cost: a v2 header declaring 65535 bytes, sent a byte at a time, took Twisted's parser
+  64-131 ms of CPU to buffer (it joins its buffer again on every byte). Ours refuses it at byte
+  16 (0.03 and 1.7 ms in the two runs).
+* Speed of a valid header given whole (two runs, microseconds; the pool parses one per
+  connection, so either is negligible next to accepting the connection): v1 TCP4 ours 7.7,
+  Twisted's parser 7.4-7.8, its wrapper 11-13; v1 TCP6 ours 14-15 against 6.8-7.3 (ours checks
+  and normalises the address with `ipaddress`, theirs does not); v2 TCP4 ours 3.7-4.0 against
+  11.5-12.7 (wrapper 16-17); v2 TCP6 ours 9-18 against 12-23 (wrapper 16-33).
+* Memory of a connection waiting for its header (tracemalloc, 5000 connections each holding
+  the first 20 bytes of a v1 header): 817 bytes for our whole StratumProtocol (protocol, buffer
+  and its 10 s timer). Twisted's wrapper and parser would add 254 bytes per connection in
+  front of it, and the timer and count would still be ours.
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ def test_proxy_protocol_gives_the_real_address_to_limits(server: ServeProcess) -
     reply = second.submit(second.find_accepted())
     assert reply["result"] is True, reply
     third = StratumClient(port, prelude=proxy_v1("203.0.113.7", 40003), log=server.log_tail)
-    with pytest.raises(ConnectionClosed):
+    # Refused once its header names the address: the reset may beat the client's subscribe.
+    with pytest.raises((ConnectionClosed, OSError)):
         third.start("acme.behind-lb")
     other = StratumClient(port, prelude=proxy_v2("198.51.100.9", 40004), log=server.log_tail)
     other.start("globex.behind-lb")
@@ -183,10 +184,14 @@ def test_proxy_protocol_gives_the_real_address_to_limits(server: ServeProcess) -
         bare.start("acme.direct")
     # A PROXY header from anywhere but a trusted proxy is not believed: the connection is
     # refused (it could otherwise claim, and get banned, any farm's address).
-    spoofer = StratumClient(
-        port, source="127.0.0.9", prelude=proxy_v1("203.0.113.7", 40005), log=server.log_tail
-    )
-    with pytest.raises((ConnectionClosed, OSError)):
+    # The refusal is a reset as soon as the connection is accepted, which may already be what
+    # the client's connect() sees.
+    with (
+        pytest.raises((ConnectionClosed, OSError)),
+        StratumClient(
+            port, source="127.0.0.9", prelude=proxy_v1("203.0.113.7", 40005), log=server.log_tail
+        ) as spoofer,
+    ):
         spoofer.start("acme.spoofed")
-    for client in (first, second, third, other, bare, spoofer):
+    for client in (first, second, third, other, bare):
         client.close()

@@ -7,8 +7,12 @@ import dataclasses
 import struct
 
 import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
 
+from pool.stratum.protocol import StratumProtocol
 from pool.stratum.proxyproto import ProxyHeader, ProxyHeaderError, parse_proxy_header
+from tests.unit.stratum_harness import Pool, settings
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 SUBSCRIBE = b'{"id":1,"method":"mining.subscribe","params":["cgminer/4.12"]}\n'
@@ -373,3 +377,31 @@ def test_error_is_a_value_error_and_header_is_frozen() -> None:
     assert header is not None
     with pytest.raises(dataclasses.FrozenInstanceError):
         header.length = 0  # type: ignore[misc]
+
+
+# --- through a PROXY listener's connection (what Twisted's haproxy wrapper got wrong) -----
+
+
+@pytest.mark.parametrize(
+    ("header", "peer"),
+    [
+        (V1_TCP4, "192.168.0.1"),
+        (V1_TCP6, "2001:db8::1"),
+        (V2_TCP4, "203.0.113.7"),
+        (V2_TCP6, "2001:db8::1"),
+        (b"PROXY UNKNOWN\r\n", "10.1.1.1"),  # the shortest v1 header: the balancer's address
+        (v2(0x20, 0x00, 0), "10.1.1.1"),  # LOCAL: the balancer's own health check
+    ],
+)
+def test_a_header_sent_a_byte_at_a_time_names_the_miner(header: bytes, peer: str) -> None:
+    """TCP may split the header anywhere: each byte alone still makes a whole header (the
+    comparison with twisted.protocols.haproxy is in proxyproto.py's docstring)."""
+    pool = Pool(settings(listener={"proxy_protocol": True, "trusted_proxies": ["10.1.1.1"]}))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "10.1.1.1", 5000))
+    proto = StratumProtocol(pool.server, pool.server.settings.listeners[0])
+    proto.makeConnection(transport)
+    for i in range(len(header + SUBSCRIBE)):
+        proto.dataReceived((header + SUBSCRIBE)[i : i + 1])
+    assert not transport.disconnecting and proto.session is not None
+    assert proto.peer == peer
+    assert transport.value().startswith(b'{"id":1,"result":[')
