@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from pool.accounting import scheme_registry
 from pool.alerts.kinds import KINDS
 from pool.chain.addresses import NETWORKS, AddressError, address_to_script
 from pool.netlists import parse_networks
@@ -168,8 +169,8 @@ class TenantSettings:
     solo: bool = False  # takes the blocks it finds; its shares count in no one else's split
 
 
-#: The reward schemes (docs/payouts.md).
-SCHEMES = ("pplns", "prop", "solo", "pps", "fpps")
+#: The reward schemes (docs/payouts.md; their properties: pool/accounting/scheme_registry.py).
+SCHEMES = scheme_registry.NAMES
 
 
 @dataclass(frozen=True)

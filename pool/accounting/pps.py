@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Engine, false, func, insert, select, true, up
 
 from pool.accounting import rounds, schemes
 from pool.accounting.chainview import ChainView
+from pool.accounting.scheme_registry import PER_ROUND, scheme
 from pool.config import PayoutSettings
 from pool.ledger.models import Block, Credit, Node, PpsAccrual, Share
 from pool.ledger.writer import ID_SHIFT
@@ -69,7 +70,7 @@ def _paid_by_blocks(conn: Connection) -> datetime | None:
     """When the newest block that PPLNS or PROP paid was found: shares up to it were paid
     by that scheme, not per share (a pool switched to PPS must not pay them again)."""
     found: datetime | None = conn.execute(
-        select(func.max(Block.created_at)).where(Block.scheme.in_(("pplns", "prop")))
+        select(func.max(Block.created_at)).where(Block.scheme.in_(PER_ROUND))
     ).scalar()
     return found
 
@@ -112,7 +113,8 @@ def pps_paid_until(conn: Connection) -> datetime | None:
 
 def _reward_base(chain: ChainView, settings: PayoutSettings, height: int) -> Fraction:
     base = Fraction(chain.subsidy(height))
-    if settings.scheme == "fpps":
+    paid = scheme(settings.scheme)
+    if paid.per_share and paid.includes_tx_fees:  # FPPS
         total, count = chain.average_fees(height, settings.fpps_fee_window)
         if count:
             base += Fraction(total, count)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from pool.ledger.dialect import is_sqlite
+
 
 class LockBusy(RuntimeError):
     """Another process holds the lock."""
@@ -40,7 +42,7 @@ def _sqlite_file(engine: Engine) -> Path | None:
 @contextmanager
 def run_lock(engine: Engine, name: str) -> Iterator[None]:
     """Hold the lock `name` for the duration of the block; LockBusy if another holds it."""
-    if engine.dialect.name == "postgresql":
+    if not is_sqlite(engine):  # PostgreSQL
         with engine.connect() as conn:
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(name)})
             if not got.scalar():

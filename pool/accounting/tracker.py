@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from pool.accounting import rounds, schemes
 from pool.accounting.chainview import ChainView
 from pool.accounting.pps import pps_paid_until
+from pool.accounting.scheme_registry import scheme
 from pool.alerts import store as alert_events
 from pool.alerts.store import NewEvent
 from pool.config import PayoutSettings
@@ -65,11 +66,12 @@ def _split(
     terms = rounds.tenant_terms(conn, settings.fee_ppm)
     reward = block.reward_sat
     finder = block.tenant_id
-    if settings.scheme == "solo" or finder in terms.solo:
+    paid = scheme(settings.scheme)
+    if paid.solo or finder in terms.solo:
         kind = "solo"
         key = rounds.account(finder, block.site_id)
         splits = schemes.solo_split(reward, key, terms.fee_ppm(finder, block.site_id))
-    elif settings.scheme in ("pps", "fpps"):
+    elif paid.per_share:
         # The pool paid for these shares as they came in: the block is the pool's.
         return [
             {
@@ -84,7 +86,7 @@ def _split(
     else:
         kind = settings.scheme
         paid_per_share = pps_paid_until(conn)  # a pool that was PPS before: not again
-        if kind == "pplns":
+        if paid.round_window_is_shares:  # PPLNS
             window = schemes.pplns_window_work(Fraction(settings.pplns_n), bits)
             weights = rounds.pplns_weights(
                 conn, block.created_at, window, terms.solo, paid_per_share, bits

@@ -13,6 +13,8 @@ rounded tenant rows. Energy in Wh, heat in micro-Wh thermal (integers).
 
 from __future__ import annotations
 
+from pool.ledger.dialect import hour_floor_sql
+
 PERIODS = {"day": "local_day", "month": "local_month"}
 
 #: The views, in the order they are created (dropped in reverse).
@@ -50,12 +52,6 @@ SUMMED = [name for name in FACTS if name not in NANO] + [
 ]
 
 
-def _floor_hour(dialect: str, column: str) -> str:
-    if dialect == "postgresql":
-        return f"date_trunc('hour', {column})"
-    return f"strftime('%Y-%m-%d %H:00:00.000000', {column})"
-
-
 def _cents(column: str) -> str:
     """Nano-units summed, rounded half up to the cent (amounts are never negative)."""
     return f"(CAST(SUM({column}) AS BIGINT) + 5000000) / 10000000"
@@ -65,7 +61,7 @@ def tenant_site_view(dialect: str, period: str) -> str:
     col = PERIODS[period]
 
     def hour(column: str) -> str:
-        return _floor_hour(dialect, column)
+        return hour_floor_sql(dialect, column)
 
     zeros = {name: "0" for name in FACTS}
 

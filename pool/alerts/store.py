@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from pool.alerts.kinds import KINDS
+from pool.ledger.dialect import begin_write
 from pool.ledger.models import Event, Tenant
 
 #: Deliveries tried at most this many times (then the event stays listed, undelivered).
@@ -147,10 +148,9 @@ def claim(
         if conn.execute(select(Event.id).where(wanted).limit(1)).first() is None:
             return taken
     with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            # pysqlite begins at the first write: take the write lock before the read, or
-            # two nodes that read the same rows deadlock on the update ("database is locked").
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # The write lock before the read, or two nodes that read the same rows deadlock on
+        # the update (SQLite: "database is locked").
+        begin_write(conn)
         for row in conn.execute(
             select(*_columns())
             .outerjoin(Tenant, Tenant.id == Event.tenant_id)

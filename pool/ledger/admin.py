@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from pool.chain.addresses import AddressError, address_to_script
 from pool.config import NAME_PATTERN, Settings, dust_floor_problem
+from pool.ledger.dialect import insert_ignore
 from pool.ledger.models import Site, Tenant
 from pool.units import PPM
 
@@ -239,11 +239,7 @@ def _exists(kind: str, name: str) -> AdminError:
 
 def _insert_missing(engine: Engine, table: Any) -> Any:
     """INSERT that skips rows whose name exists (another node may seed at the same time)."""
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["name"])
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["name"])
-    raise RuntimeError(f"unsupported database {engine.dialect.name}")
+    return insert_ignore(engine, table, ["name"])
 
 
 def seed_from_config(engine: Engine, settings: Settings) -> tuple[list[str], list[str]]:

@@ -45,20 +45,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    delete,
-    func,
-    literal_column,
-    select,
-    type_coerce,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
-from pool.ledger.models import Share, ShareHour, UTCDateTime
+from pool.ledger import dialect
+from pool.ledger.models import Share, ShareHour
 from pool.units import floor_hour
 
 #: How long shares stay as they are by default (see the module docstring).
@@ -108,37 +100,22 @@ def cutoff(keep: timedelta = DEFAULT_KEEP, now: datetime | None = None) -> datet
 
 def hour_of(conn_or_engine: Connection | Engine, column: Any) -> ColumnElement[datetime]:
     """SQL for the UTC hour floor of a timestamp column (stored as naive UTC), typed so that it
-    reads back as an aware UTC datetime."""
-    dialect = conn_or_engine.dialect.name
-    if dialect == "postgresql":
-        expr = func.date_trunc(literal_column("'hour'"), column)
-    elif dialect == "sqlite":
-        # Datetimes are text here ('YYYY-MM-DD HH:MM:SS.ffffff'); the hour is read back as a
-        # datetime and written through UTCDateTime, so share_hours keeps SQLAlchemy's format.
-        expr = func.strftime(literal_column("'%Y-%m-%d %H:00:00'"), column)
-    else:
-        raise RuntimeError(f"unsupported database {dialect}")
-    return type_coerce(expr, UTCDateTime())
+    reads back as an aware UTC datetime (pool/ledger/dialect.py: hour_floor)."""
+    return dialect.hour_floor(conn_or_engine, column)
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(db: str) -> Any:
     """INSERT into share_hours adding to an existing (worker, site, hour, bits) row."""
     table: Any = ShareHour.__table__
-    if dialect == "postgresql":
-        ins: Any = postgresql.insert(table)
-        greatest: Any = func.greatest
-    elif dialect == "sqlite":
-        ins = sqlite.insert(table)
-        greatest = func.max  # the two-argument scalar max()
-    else:
-        raise RuntimeError(f"unsupported database {dialect}")
-    return ins.on_conflict_do_update(
-        index_elements=["worker_id", "site_id", "hour", "bits"],
-        set_={
-            "shares": table.c.shares + ins.excluded.shares,
-            "work": table.c.work + ins.excluded.work,
-            "best_share_difficulty": greatest(
-                table.c.best_share_difficulty, ins.excluded.best_share_difficulty
+    return dialect.upsert(
+        db,
+        table,
+        ["worker_id", "site_id", "hour", "bits"],
+        lambda new: {
+            "shares": table.c.shares + new.shares,
+            "work": table.c.work + new.work,
+            "best_share_difficulty": dialect.greatest(
+                db, table.c.best_share_difficulty, new.best_share_difficulty
             ),
         },
     )
@@ -235,9 +212,9 @@ def _add_to_hours(conn: Connection, groups: Groups) -> None:
 def _batch_sqlite(
     conn: Connection, eligible: tuple[Any, ...], batch_rows: int
 ) -> tuple[int, Groups]:
-    # pysqlite would BEGIN (deferred) only at the first write: take the write lock first, so
-    # that no share is written between the reads below and the delete.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Take the write lock first, so that no share is written between the reads below and
+    # the delete.
+    dialect.begin_write(conn)
     lo, hi, selected = _pick(conn, eligible, batch_rows)
     if not selected:
         return 0, {}
@@ -302,13 +279,7 @@ def compact(
     it (or from anywhere) stops the run, and what was committed stays committed and exact.
     """
     _check_args(older_than, batch_rows, max_batches)
-    dialect = engine.dialect.name
-    if dialect == "sqlite":
-        batch = _batch_sqlite
-    elif dialect == "postgresql":
-        batch = _batch_postgresql
-    else:
-        raise RuntimeError(f"unsupported database {dialect}")
+    batch = dialect.choose(engine, sqlite=_batch_sqlite, postgresql=_batch_postgresql)
     eligible = _eligible(older_than, keep_late)
     started = time.monotonic()
     rows = batches = 0

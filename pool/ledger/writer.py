@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from twisted.internet import defer
 
+from pool.ledger import dialect
 from pool.ledger.models import Block, Node, Share, ShareReject, Site, Tenant, Worker
 from pool.ledger.records import (
     RecordError,
@@ -203,8 +203,7 @@ class LedgerWriter:
         self._spool_offset = 0  # how far into the spool is already loaded
         self._id_cache: dict[tuple[str, str, str], tuple[int, int, int]] = {}
         self._work_cache: dict[float, int] = {}
-        self._time_second = -1
-        self._time_prefix = ""
+        self._stamp = dialect.driver_time(self._dialect)  # share times as the driver takes them
         self._moved_at = time.monotonic()  # when the writer last took records off the queue
         self._logged_errors: set[str] = set()
         # Workers this writer inserted in transactions not committed yet, by connection: a
@@ -220,7 +219,7 @@ class LedgerWriter:
         load any spool left from before."""
         with self.engine.begin() as conn:
             conn.execute(
-                self._insert_ignore(Node.__table__, ["name"]),
+                dialect.insert_ignore(self._dialect, Node.__table__, ["name"]),
                 [{"name": self.node_name, "created_at": datetime.now(UTC)}],
             )
             self.node_id = conn.execute(
@@ -510,13 +509,6 @@ class LedgerWriter:
 
     # --- SQL -------------------------------------------------------------------------------
 
-    def _insert_ignore(self, table: Any, keys: list[str]) -> Any:
-        if self._dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
-        if self._dialect == "sqlite":
-            return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
-        raise RuntimeError(f"unsupported database {self._dialect}")
-
     def _load_names(self) -> None:
         with self.engine.connect() as conn:
             self.tenants = dict(conn.execute(select(Tenant.name, Tenant.id)).all())
@@ -555,7 +547,7 @@ class LedgerWriter:
         worker_id = self.workers.get(key)
         if worker_id is None:
             conn.execute(
-                self._insert_ignore(Worker.__table__, ["tenant_id", "name"]),
+                dialect.insert_ignore(self._dialect, Worker.__table__, ["tenant_id", "name"]),
                 [{"tenant_id": tenant_id, "name": worker, "created_at": datetime.now(UTC)}],
             )
             worker_id = conn.execute(
@@ -588,7 +580,7 @@ class LedgerWriter:
         node_id = self.node_id
         ids = self._id_cache
         works = self._work_cache
-        stamp = self._sqlite_time if self._dialect == "sqlite" else _naive_utc
+        stamp = self._stamp
         for r in records:
             key = (r.tenant, r.site, r.worker)
             found = ids.get(key)
@@ -638,21 +630,7 @@ class LedgerWriter:
         if shares:
             self._insert_shares(conn, shares, replay)
         if blocks:
-            conn.execute(self._insert_ignore(Block.__table__, ["hash"]), blocks)
-
-    def _sqlite_time(self, epoch: float) -> str:
-        """The text SQLAlchemy's DateTime writes on SQLite (and reads back), naive UTC; the
-        seconds part is formatted once per second. Rounded to the microsecond as
-        datetime.fromtimestamp (and so PostgreSQL's column) rounds it: .9999998 is the next
-        second's .000000, never this second's."""
-        second = int(epoch)
-        micro = round((epoch - second) * 1e6)
-        if micro >= 1_000_000:
-            second, micro = second + 1, micro - 1_000_000
-        if second != self._time_second:
-            self._time_second = second
-            self._time_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{self._time_prefix}.{micro:06d}"
+            conn.execute(dialect.insert_ignore(self._dialect, Block.__table__, ["hash"]), blocks)
 
     def _insert_shares(self, conn: Any, rows: list[tuple[Any, ...]], replay: bool) -> None:
         """The hot insert, straight through the driver (tuples, no per-row ORM work):
@@ -662,35 +640,18 @@ class LedgerWriter:
         marked `late`, and PPS pays them by that mark rather than by id."""
         cursor = conn.connection.cursor()
         seq = self._seq
-        columns, width = _SHARE_COLUMNS, len(rows[0]) if rows else 0
+        columns = _SHARE_COLUMNS
         if replay:
-            columns, width, rows = f"{columns}, late", width + 1, [(*r, True) for r in rows]
+            columns, rows = f"{columns}, late", [(*r, True) for r in rows]
         try:
-            if self._dialect == "sqlite":
-                verb = "INSERT OR IGNORE" if replay else "INSERT"
-                cursor.executemany(
-                    f"{verb} INTO shares ({columns}) VALUES ({', '.join('?' * width)})",
-                    rows,
-                )
-                cursor.execute(
-                    "UPDATE nodes SET share_seq = ? WHERE id = ? AND share_seq < ?",
-                    (seq, self.node_id, seq),
-                )
-            elif replay:
-                cursor.executemany(
-                    f"INSERT INTO shares ({columns}) VALUES ({', '.join(['%s'] * width)})"
-                    " ON CONFLICT (id) DO NOTHING",
-                    rows,
-                )
-            else:
-                with cursor.copy(f"COPY shares ({columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            if self._dialect != "sqlite":
-                cursor.execute(
-                    "UPDATE nodes SET share_seq = %s WHERE id = %s AND share_seq < %s",
-                    (seq, self.node_id, seq),
-                )
+            dialect.driver_insert(
+                self._dialect, cursor, "shares", columns, rows, "id" if replay else None
+            )
+            mark = dialect.driver_placeholder(self._dialect)
+            cursor.execute(
+                f"UPDATE nodes SET share_seq = {mark} WHERE id = {mark} AND share_seq < {mark}",
+                (seq, self.node_id, seq),
+            )
         except conn.dialect.loaded_dbapi.Error as exc:
             # The driver's own exception (this cursor is not SQLAlchemy's): raise it as
             # SQLAlchemy does (IntegrityError, OperationalError, ...) so that the callers'
@@ -764,10 +725,6 @@ def _as_json(record: Record) -> Any:
         return data
     except (TypeError, ValueError, AttributeError):
         return {"t": "unwritable", "repr": repr(record)[:2000]}
-
-
-def _naive_utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None)
 
 
 def _fire_all(deferreds: list[defer.Deferred[None]]) -> None:
