@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
+@dataclass
 class ThrottledLog:
     """`burst` lines per `period_s` for each kind of event, then a count."""
 
-    def __init__(
-        self,
-        logger: logging.Logger,
-        clock: Callable[[], float],
-        burst: int = 10,
-        period_s: float = 60.0,
-    ) -> None:
-        self.logger = logger
-        self.clock = clock
-        self.burst = burst
-        self.period_s = period_s
-        self._windows: dict[str, tuple[float, int, int]] = {}  # kind -> (start, logged, held)
+    logger: logging.Logger
+    clock: Callable[[], float]
+    burst: int = 10
+    period_s: float = 60.0
+    # kind -> (window start, lines logged, lines held back)
+    _windows: dict[str, tuple[float, int, int]] = field(default_factory=dict, repr=False)
 
     def log(self, level: int, kind: str, message: str, *args: object) -> None:
         if not self.logger.isEnabledFor(level):

@@ -121,37 +121,41 @@ def _reward_base(chain: ChainView, settings: PayoutSettings, height: int) -> Fra
     return base
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One accrual run: where it reads and writes, the chain tip it credits up to, and the
+    report it fills."""
+
+    engine: Engine
+    chain: ChainView
+    settings: PayoutSettings
+    tip: int
+    report: AccrualReport
+
+
 def accrue_pps(engine: Engine, chain: ChainView, settings: PayoutSettings) -> AccrualReport:
     """Credit every share not yet credited whose height the chain has reached."""
-    report = AccrualReport()
-    tip = chain.tip()
+    run = _Run(engine, chain, settings, chain.tip(), AccrualReport())
     with engine.connect() as conn:
         nodes = list(conn.execute(select(Node.id)).scalars())
     for node_id in nodes:
-        while _accrue_node(engine, chain, settings, node_id, tip, report):
+        while _accrue_node(run, node_id):
             pass
         raced = 0
         while True:
             try:
-                if not _accrue_late(engine, chain, settings, node_id, tip, report):
+                if not _accrue_late(run, node_id):
                     break
             except _Raced:
                 raced += 1
                 if raced > LATE_RETRIES:
                     raise
-    return report
+    return run.report
 
 
-def _accrue_node(
-    engine: Engine,
-    chain: ChainView,
-    settings: PayoutSettings,
-    node_id: int,
-    tip: int,
-    report: AccrualReport,
-) -> bool:
+def _accrue_node(run: _Run, node_id: int) -> bool:
     """One batch of one node's fresh shares, in id order; True if there may be more."""
-    with engine.begin() as conn:
+    with run.engine.begin() as conn:
         last = _last_credited(conn, node_id)
         rows = conn.execute(
             select(Share.id, Share.tenant_id, Share.site_id, Share.height, Share.work)
@@ -161,27 +165,20 @@ def _accrue_node(
         ).all()
         taken = []
         for row in rows:
-            if row.height > tip:
+            if row.height > run.tip:
                 break  # its network difficulty is not final yet: the next run takes it
             taken.append(row)
         if not taken:
             return False
-        _credit(conn, chain, settings, node_id, taken, False, report)
+        _credit(run, conn, node_id, taken, False)
     return len(taken) == len(rows) == BATCH_SHARES
 
 
-def _accrue_late(
-    engine: Engine,
-    chain: ChainView,
-    settings: PayoutSettings,
-    node_id: int,
-    tip: int,
-    report: AccrualReport,
-) -> bool:
+def _accrue_late(run: _Run, node_id: int) -> bool:
     """One batch of one node's shares loaded late whose height the chain has reached; their
     flags are cleared in the transaction that credits them. True if there may be more."""
-    with engine.begin() as conn:
-        late = (Share.node_id == node_id, Share.late == true(), Share.height <= tip)
+    with run.engine.begin() as conn:
+        late = (Share.node_id == node_id, Share.late == true(), Share.height <= run.tip)
         paid_until = _paid_by_blocks(conn)
         if paid_until is not None:  # paid by the PPLNS or PROP block: not per share too
             conn.execute(
@@ -202,21 +199,14 @@ def _accrue_late(
         ).rowcount
         if marked != len(rows):
             raise _Raced(f"late shares {rows[0].id}..{rows[-1].id} changed under the run")
-        _credit(conn, chain, settings, node_id, rows, True, report)
+        _credit(run, conn, node_id, rows, True)
     return len(rows) == BATCH_SHARES
 
 
-def _credit(
-    conn: Connection,
-    chain: ChainView,
-    settings: PayoutSettings,
-    node_id: int,
-    taken: Sequence[Any],
-    late: bool,
-    report: AccrualReport,
-) -> None:
+def _credit(run: _Run, conn: Connection, node_id: int, taken: Sequence[Any], late: bool) -> None:
     """Write the credits of a batch of shares (id, tenant_id, site_id, height, work rows, in
     id order) and its pps_accruals row."""
+    chain, settings, report = run.chain, run.settings, run.report
     now = datetime.now(UTC)
     terms = rounds.tenant_terms(conn, settings.fee_ppm)
     work: dict[tuple[int, int], int] = defaultdict(int)

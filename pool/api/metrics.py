@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,20 +81,25 @@ class HashrateHistory:
         return dict(self.points[-1]["hashrate_hs"]) if self.points else {}
 
 
+def _picked(
+    counts: Mapping[str, float], label: str, keys: Mapping[str, str]
+) -> list[tuple[dict[str, str], float]]:
+    """Samples of some counters under one label: {label value: counter key}."""
+    return [({label: value}, counts.get(key, 0)) for value, key in keys.items()]
+
+
+@dataclass(eq=False)  # the registry keeps collectors in a dict: hashed by identity
 class PoolCollector(Collector):
     """The node's metrics, built from its own counters at each scrape (server: StratumServer;
     writer: LedgerWriter or None; rpc: NodeRPC or None; alerts: pool.alerts.service.Alerts
     or None). Nothing on the share path changes: the server keeps counting in its dicts, and
     this reads them on the reactor thread when /metrics is asked for."""
 
-    def __init__(
-        self, server: Any, writer: Any, rpc: Any, history: HashrateHistory, alerts: Any = None
-    ) -> None:
-        self.server = server
-        self.writer = writer
-        self.rpc = rpc
-        self.history = history
-        self.alerts = alerts
+    server: Any
+    writer: Any
+    rpc: Any
+    history: HashrateHistory
+    alerts: Any = None
 
     def collect(self) -> Iterator[Metric]:
         server, writer, rpc, alerts = self.server, self.writer, self.rpc, self.alerts
@@ -124,11 +129,9 @@ class PoolCollector(Collector):
             "farmpool_blocks_total",
             "counter",
             "Block candidates submitted to the node, by the node's answer.",
-            [
-                ({"result": "accepted"}, stats.get("blocks_accepted", 0)),
-                ({"result": "rejected"}, stats.get("blocks_rejected", 0)),
-                ({"result": "unsubmitted"}, stats.get("blocks_unsubmitted", 0)),
-            ],
+            _picked(
+                stats, "result", {r: f"blocks_{r}" for r in ("accepted", "rejected", "unsubmitted")}
+            ),
         )
         accounts = sorted(server.work_by_account.items())
         yield _family(
@@ -199,18 +202,16 @@ class PoolCollector(Collector):
             "Replies that were ready after their connection had gone (dropped).",
             [({}, stats.get("replies_dropped", 0))],
         )
+        survived = {
+            "sweep": stats.get("sweep_errors", 0),
+            "sweep_session": stats.get("sweep_session_errors", 0),
+            "ledger_writer": writer.stats.get("internal_errors", 0) if writer else 0,
+        }
         yield _family(
             "farmpool_internal_errors_total",
             "counter",
             "Exceptions a loop survived, by where (logged once per kind).",
-            [
-                ({"where": "sweep"}, stats.get("sweep_errors", 0)),
-                ({"where": "sweep_session"}, stats.get("sweep_session_errors", 0)),
-                (
-                    {"where": "ledger_writer"},
-                    writer.stats.get("internal_errors", 0) if writer else 0,
-                ),
-            ],
+            [({"where": where}, count) for where, count in survived.items()],
         )
         if writer is not None:
             yield _family(
@@ -235,10 +236,11 @@ class PoolCollector(Collector):
                 "farmpool_ledger_records_total",
                 "counter",
                 "Records the ledger writer handled, by outcome.",
-                [
-                    ({"outcome": k}, writer.stats.get(k, 0))
-                    for k in ("committed", "spooled", "replayed", "quarantined")
-                ],
+                _picked(
+                    writer.stats,
+                    "outcome",
+                    {k: k for k in ("committed", "spooled", "replayed", "quarantined")},
+                ),
             )
         if alerts is not None:
             from pool.alerts.kinds import KINDS
