@@ -11,7 +11,7 @@ closed. Bans are per address, so the test talks from its own loopback addresses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,25 +36,10 @@ def server(
     return serve_factory(config)
 
 
-@pytest.fixture
-def connect(server: ServeProcess) -> Iterator[Callable[[str], StratumClient]]:
-    clients: list[StratumClient] = []
-
-    def open_client(source: str) -> StratumClient:
-        client = StratumClient(server.port("limits"), source=source, log=server.log_tail)
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
-    assert server.running(), f"farmpool serve died:\n{server.log_tail()}"
-
-
-def refused(connect: Callable[[str], StratumClient], source: str) -> bool:
+def refused(connect: Callable[..., StratumClient], source: str) -> bool:
     """The server closes a new connection from `source` at once, answering nothing."""
     try:
-        client = connect(source)
+        client = connect(source=source)
         client.send_raw(b'{"id": 1, "method": "mining.subscribe", "params": []}\n')
     except OSError:  # reset during the handshake or on the first write
         return True
@@ -69,20 +54,20 @@ def flood_until_closed(client: StratumClient) -> None:
 
 
 def test_invalid_share_floods_close_the_sessions_then_ban_the_address(
-    connect: Callable[[str], StratumClient],
+    connect: Callable[..., StratumClient],
 ) -> None:
     site = "127.0.0.24"  # a farm site behind one NAT address
-    neighbour = connect(site)
+    neighbour = connect(source=site)
     neighbour.start("acme.neighbour")
-    bystander = connect("127.0.0.25")
+    bystander = connect(source="127.0.0.25")
     bystander.start("globex.bystander")
-    first = connect(site)
+    first = connect(source=site)
     first.start("acme.rig1")
     flood_until_closed(first)
     # One faulty machine: its session is closed, the site is not banned.
     assert_accepted(neighbour.submit(neighbour.find_accepted()))
     # Sessions of a second worker from the address misbehave too: now the address is banned.
-    second = connect(site)
+    second = connect(source=site)
     second.start("acme.rig2")
     flood_until_closed(second)
     assert neighbour.wait_closed(3.0), "the banned address's other sessions stayed open"

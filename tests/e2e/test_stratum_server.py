@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -49,22 +49,6 @@ def server(
         "ban": {"invalid_shares": 1_000_000, "window_s": 60, "ban_s": 1},
     }
     return serve_factory(config)
-
-
-@pytest.fixture
-def connect(server: ServeProcess) -> Iterator[Callable[..., StratumClient]]:
-    """Open test-miner connections to the main port; all are closed after the test."""
-    clients: list[StratumClient] = []
-
-    def open_client(**kw: Any) -> StratumClient:
-        client = StratumClient(server.port("main"), log=server.log_tail, **kw)
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
-    assert server.running(), f"farmpool serve died:\n{server.log_tail()}"
 
 
 def test_subscribe_then_authorize_gives_difficulty_then_clean_job(

@@ -14,7 +14,7 @@ accepts (this module's server is the only one running at that time).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -40,23 +40,8 @@ def server(
     return serve_factory(config)
 
 
-@pytest.fixture
-def connect(server: ServeProcess) -> Iterator[Callable[[str], StratumClient]]:
-    clients: list[StratumClient] = []
-
-    def open_client(listener: str) -> StratumClient:
-        client = StratumClient(server.port(listener), log=server.log_tail)
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
-    assert server.running(), f"farmpool serve died:\n{server.log_tail()}"
-
-
 def test_fast_shares_raise_the_difficulty_and_later_shares_must_meet_it(
-    connect: Callable[[str], StratumClient], bcoin_node: RegtestNode
+    connect: Callable[..., StratumClient], bcoin_node: RegtestNode
 ) -> None:
     client = connect("fast")
     job = client.start()
