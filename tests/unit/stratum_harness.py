@@ -131,6 +131,7 @@ class Miner:
         self.pool = pool
         address = IPv4Address("TCP", peer, 40000)
         self.transport = StringTransport(peerAddress=address)
+        self.proto: StratumProtocol
         if pool.listening:
             self.proto = pool.port(listener).factory.buildProtocol(address)
         else:
@@ -262,8 +263,12 @@ class Pool:
         self.node = MemoryNode()
         self.sink = CountingShareSink()
         self.server = StratumServer(
-            self.settings, self.node, self.reactor, sink=self.sink, clock=self.clock.seconds
-        )  # type: ignore[arg-type]
+            self.settings,
+            self.node,  # type: ignore[arg-type]
+            self.reactor,
+            sink=self.sink,
+            clock=self.clock.seconds,
+        )
         self.factory = JobFactory(self.settings.coinbase)
         self.job = self.new_job()
         self.miners: list[Miner] = []

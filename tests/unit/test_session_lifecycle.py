@@ -148,11 +148,12 @@ def test_an_admin_ban_closes_the_addresses_sessions_until_unbanned() -> None:
     pool.settle()
     assert pool.connect("192.0.2.1").closed
     assert pool.banned() == {"192.0.2.1": 60.0}
-    for bad, status in [
+    refusals: list[tuple[dict[str, Any], int]] = [
         ({"ip": "nonsense"}, 400),
         ({"ip": "192.0.2.1", "seconds": -1}, 400),
         ({"ip": "10.9.1.1"}, 409),  # trusted: never banned
-    ]:
+    ]
+    for bad, status in refusals:
         with pytest.raises(ApiError) as info:
             api.ban(bad)
         assert info.value.status == status, info.value
