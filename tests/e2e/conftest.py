@@ -1,5 +1,5 @@
-"""Fixtures for the end-to-end tests: `farmpool serve` processes (the regtest nodes come
-from tests/conftest.py)."""
+"""Fixtures for the end-to-end tests: `farmpool serve` processes and test miners connected to
+them (the regtest nodes come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from regtest_peers import RegtestNode
 
 from tests.e2e.farmpool_serve import ServeProcess, base_config
+from tests.e2e.stratum_client import StratumClient
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +45,22 @@ def bcoin_config(
     return base_config(
         bcoin_node.rpc_url, bcoin_node.new_address(), tmp_path_factory.mktemp("pool")
     )
+
+
+@pytest.fixture
+def connect(server: ServeProcess) -> Iterator[Callable[..., StratumClient]]:
+    """Test-miner connections to the module's `server` fixture: `connect(listener=None,
+    **StratumClient options)` opens one to that listener's port (the first listener's by
+    default). All are closed after the test, and the server must still be running."""
+    clients: list[StratumClient] = []
+
+    def open_client(listener: str | None = None, **options: Any) -> StratumClient:
+        port = server.port(listener) if listener else next(iter(server.ports.values()))
+        client = StratumClient(port, log=server.log_tail, **options)
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close()
+    assert server.running(), f"farmpool serve died:\n{server.log_tail()}"

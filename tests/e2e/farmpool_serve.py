@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import listener_config, tenants_config
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -44,7 +46,7 @@ def base_config(node_url: str, payout_address: str, workdir: Path) -> dict[str, 
         "node": {"url": node_url, "refresh_interval_s": 120, "poll_interval_ms": 200},
         "pool": {"payout_address": payout_address, "tag": "/farmpool-e2e/"},
         "sites": ["north", "south"],
-        "tenants": [{"name": "acme"}, {"name": "globex"}],
+        "tenants": tenants_config(),
         "data_dir": str(workdir / "data"),
         "database_url": f"sqlite:///{workdir / 'farmpool.sqlite3'}",
     }
@@ -55,14 +57,8 @@ def fixed_listener(
 ) -> dict[str, Any]:
     """A test listener on a free localhost port without vardiff. Difficulty 3e-10 is below
     regtest's 4.66e-10: a miner finds shares that are blocks and shares that are not."""
-    return {
-        "name": name,
-        "site": site,
-        "bind": "127.0.0.1",
-        "port": 0,
-        "difficulty": {"start": start, "min": low, "max": max(start, 16)},
-        "vardiff": {"enabled": False},
-    }
+    difficulty = {"start": start, "min": low, "max": max(start, 16)}
+    return listener_config(name, site=site, difficulty=difficulty)
 
 
 class ServeProcess:

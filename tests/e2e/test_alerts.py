@@ -32,6 +32,7 @@ from regtest_peers import RegtestNode
 from tests.e2e.farmpool_serve import ServeProcess, base_config, fixed_listener
 from tests.e2e.private_postgres import running_postgres
 from tests.e2e.stratum_client import StratumClient
+from tests.helpers import wait_until
 from tests.prometheus_text import samples, value
 
 SECRET = "webhook-secret-e2e"
@@ -65,12 +66,9 @@ class Receiver:
 
     def wait(self, predicate: Callable[[list[dict[str, Any]]], bool], path: str = "/hook",
              timeout: float = 20) -> list[dict[str, Any]]:  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.events(path)):
-                return self.events(path)
-            time.sleep(0.1)
-        raise AssertionError(f"not received in {timeout} s: {self.events(path)}")
+        explain = lambda: f"not received: {self.events(path)}"  # noqa: E731
+        wait_until(lambda: predicate(self.events(path)), timeout, explain, step=0.1)
+        return self.events(path)
 
     def close(self) -> None:
         self.server.shutdown()

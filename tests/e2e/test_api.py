@@ -237,17 +237,19 @@ def test_tenants_workers_blocks_payouts(server: ServeProcess, traffic: list[Stra
 
 
 def test_admin_endpoints_need_the_token(server: ServeProcess, traffic: list[StratumClient]) -> None:
+    """The admin endpoints over HTTP: the token, a ban the pool shows, a refusal's status, an
+    unban, a kick that closes a real socket. What ban, unban and kick do with every input is
+    tested in memory (tests/unit/test_session_lifecycle.py)."""
     assert http(server, "/api/admin/ban", {"ip": "192.0.2.1"})[0] == 401
     assert http(server, "/api/admin/ban", {"ip": "192.0.2.1"}, token="wrong")[0] == 401
     status, body = http(server, "/api/admin/ban", {"ip": "192.0.2.1", "seconds": 60}, TOKEN)
     assert status == 200, body
     assert "192.0.2.1" in get_json(server, "/api/pool")["banned"]
     assert http(server, "/api/admin/ban", {"ip": "nonsense"}, TOKEN)[0] == 400
-    assert http(server, "/api/admin/ban", {"ip": "192.0.2.1", "seconds": -1}, TOKEN)[0] == 400
     status, body = http(server, "/api/admin/unban", {"ip": "192.0.2.1"}, TOKEN)
     assert status == 200 and json.loads(body)["was_banned"] is True
     assert "192.0.2.1" not in get_json(server, "/api/pool")["banned"]
-    # Kick a worker: its connection closes.
+    # Kick a worker: its connection closes; then there is no such session.
     victim = StratumClient(server.port("main"), log=server.log_tail)
     victim.start("globex.kickme")
     assert victim.submit(victim.find_accepted())["result"] is True
@@ -255,13 +257,6 @@ def test_admin_endpoints_need_the_token(server: ServeProcess, traffic: list[Stra
     assert status == 200 and json.loads(body)["kicked"] == 1, body
     assert victim.wait_closed(timeout=5)
     assert http(server, "/api/admin/kick", {"worker": "globex.kickme"}, TOKEN)[0] == 404
-    # A worker that authorized but never submitted is found too (every worker of a session).
-    quiet = StratumClient(server.port("main"), log=server.log_tail)
-    quiet.start("globex.quiet")
-    status, body = http(server, "/api/admin/kick", {"worker": "globex.quiet"}, TOKEN)
-    assert status == 200 and json.loads(body)["kicked"] == 1, body
-    assert quiet.wait_closed(timeout=5)
-    assert http(server, "/api/admin/kick", {}, TOKEN)[0] == 400
 
 
 def test_the_dashboard_draws_the_hashrate_in_chromium(

@@ -32,7 +32,7 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from pool.ledger.models import Share
 from tests.e2e.farmpool_serve import ServeProcess, base_config
 from tests.e2e.private_postgres import PrivatePostgres, running_postgres
 from tests.e2e.stratum_client import StratumClient
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.bcoin
 
@@ -385,15 +386,6 @@ def timeline(load: AckedLoad, start: float, stop: float, step: float) -> list[st
     return rows
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 def start_server(
     config: dict[str, Any], workdir: Path, servers: list[ServeProcess]
 ) -> ServeProcess:
@@ -602,9 +594,13 @@ def test_postgres_outage_under_load_keeps_answering_and_loses_nothing(
         raise load.failure
     load_end = load.finished
 
-    drained = wait_until(lambda: spool_size(config) == 0, SPOOL_DRAIN_LIMIT_S, step=0.05)
+    wait_until(
+        lambda: spool_size(config) == 0,
+        SPOOL_DRAIN_LIMIT_S,
+        lambda: f"the spool still has {spool_size(config)} bytes:\n{server.log_tail()}",
+        step=0.05,
+    )
     drained_at = drained_at or time.perf_counter()
-    assert drained, f"the spool still has {spool_size(config)} bytes:\n{server.log_tail()}"
     code = server.terminate()
     assert code == 0, f"serve exit {code} on SIGTERM:\n{server.log_tail()}"
 

@@ -25,6 +25,7 @@ from pool.chain.rpc import NodeRPC
 from pool.config import DEFAULT_CONFIG, Settings, load_settings
 from tests.e2e.farmpool_serve import ServeProcess
 from tests.e2e.stratum_client import StratumClient, stratum_prevhash
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CLOSED_NODE = "http://u:p@127.0.0.1:9"  # the discard port: nothing answers RPC there
@@ -154,7 +155,12 @@ def test_the_dev_node_serves_the_embedded_defaults(tmp_path: Path) -> None:
                     # Regtest blocks are easy: one found by the miner lands in the chain.
                     block = miner.find_block()
                     assert miner.submit(block)["result"] is True
-                    assert wait_for_tip(rpc, block.block_hash), "the block is not the tip"
+                    wait_until(
+                        lambda: rpc.call("getbestblockhash") == block.block_hash,
+                        10,
+                        lambda: "the block is not the tip",
+                        step=0.1,
+                    )
             finally:
                 assert pool.terminate() == 0, pool.log_tail()
         finally:
@@ -162,12 +168,3 @@ def test_the_dev_node_serves_the_embedded_defaults(tmp_path: Path) -> None:
             code = dev_node.wait(timeout=30)
             node_log.close()
         assert code == 0, (tmp_path / "dev-node.log").read_text()
-
-
-def wait_for_tip(rpc: NodeRPC, block_hash: str, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while rpc.call("getbestblockhash") != block_hash:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True

@@ -31,9 +31,10 @@ def server(
     return serve_factory(config)
 
 
-def test_a_silent_session_is_closed_and_a_talking_one_stays(server: ServeProcess) -> None:
-    silent = StratumClient(server.port("main"), log=server.log_tail)
-    talker = StratumClient(server.port("main"), log=server.log_tail)
+def test_a_silent_session_is_closed_and_a_talking_one_stays(
+    connect: Callable[..., StratumClient],
+) -> None:
+    silent, talker = connect(), connect()
     for client in (silent, talker):
         client.start("acme.idle")
     started = time.monotonic()
@@ -42,12 +43,12 @@ def test_a_silent_session_is_closed_and_a_talking_one_stays(server: ServeProcess
         time.sleep(0.5)
     assert silent.wait_closed(0.5), "a session silent for longer than the timeout is open"
     assert talker.submit(talker.find_accepted())["result"] is True
-    for client in (silent, talker):
-        client.close()
 
 
-def test_a_client_that_does_not_read_is_cut_off(server: ServeProcess) -> None:
-    bystander = StratumClient(server.port("main"), log=server.log_tail)
+def test_a_client_that_does_not_read_is_cut_off(
+    server: ServeProcess, connect: Callable[..., StratumClient]
+) -> None:
+    bystander = connect()
     bystander.start("globex.fine")
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: a slow reader
@@ -80,4 +81,3 @@ def test_a_client_that_does_not_read_is_cut_off(server: ServeProcess) -> None:
     assert "does not read what the pool sends" in server.log_text()
     # Everyone else is served as before.
     assert bystander.submit(bystander.find_accepted())["result"] is True
-    bystander.close()

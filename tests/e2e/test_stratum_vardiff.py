@@ -1,20 +1,20 @@
-"""Vardiff end to end: a fast share stream raises the difficulty, an idle session's halves.
+"""Vardiff end to end: a fast share stream raises a real session's difficulty.
 
-Own server process: the `fast` port aims at a share every 0.5 s (12 shares a window,
+Vardiff's retargets are tested in memory on a Clock (tests/unit/test_session_limits.py: the
+raise, an idle session's halving, never below the miner's minimum); this is the smoke test on
+a real process and node. The `fast` port aims at a share every 0.5 s (12 shares a window,
 tolerance 2: 12 shares within 3 s raise it, however slow the machine) and starts at
-difficulty 1.5e-10, whose share target is the whole hash space
-(any difficulty below 2^-32, about 2.3e-10, is), so any hash is a share, while any raise the
-test asserts (more than x2) brings the target below 2^256, so that a share can miss it;
-the `idle` port closes a window after 1 s. No grace window, so a share
-after a change must meet the new difficulty at once. On regtest a raise above about 4.7e-10
-puts the share target under the network target: a share that meets it is then a block,
-which the node accepts (this module's server is the only one running at that time).
+difficulty 1.5e-10, whose share target is the whole hash space (any difficulty below 2^-32,
+about 2.3e-10, is), so any hash is a share, while any raise the test asserts (more than x2)
+brings the target below 2^256, so that a share can miss it. No grace window, so a share after
+a change must meet the new difficulty at once. On regtest a raise above about 4.7e-10 puts the
+share target under the network target: a share that meets it is then a block, which the node
+accepts (this module's server is the only one running at that time).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,9 +22,9 @@ from regtest_peers import RegtestNode
 
 from tests.e2e.farmpool_serve import ServeProcess
 from tests.e2e.stratum_client import StratumClient
+from tests.helpers import listener_config
 
 FAST_START = 1.5e-10
-IDLE_START = 4.0
 
 
 @pytest.fixture(scope="module")
@@ -32,49 +32,16 @@ def server(
     bcoin_config: dict[str, Any], serve_factory: Callable[[dict[str, Any]], ServeProcess]
 ) -> ServeProcess:
     config = bcoin_config
-    config["listeners"] = [
-        {
-            "name": "fast",
-            "bind": "127.0.0.1",
-            "port": 0,
-            "difficulty": {"start": FAST_START, "min": 1e-12, "max": 16},
-            "vardiff": {
-                "enabled": True,
-                "target_share_interval_s": 0.5,
-                "min_shares": 12,
-                "max_window_s": 60,
-                "tolerance": 2,
-            },
-        },
-        {
-            "name": "idle",
-            "bind": "127.0.0.1",
-            "port": 0,
-            "difficulty": {"start": IDLE_START, "min": 1e-12, "max": 16},
-            "vardiff": {"enabled": True, "target_share_interval_s": 5, "max_window_s": 1},
-        },
-    ]
+    vardiff = {"enabled": True, "target_share_interval_s": 0.5, "min_shares": 12,
+               "max_window_s": 60, "tolerance": 2}  # fmt: skip
+    difficulty = {"start": FAST_START, "min": 1e-12, "max": 16}
+    config["listeners"] = [listener_config("fast", difficulty=difficulty, vardiff=vardiff)]
     config["stratum"] = {"difficulty_grace_s": 0}
     return serve_factory(config)
 
 
-@pytest.fixture
-def connect(server: ServeProcess) -> Iterator[Callable[[str], StratumClient]]:
-    clients: list[StratumClient] = []
-
-    def open_client(listener: str) -> StratumClient:
-        client = StratumClient(server.port(listener), log=server.log_tail)
-        clients.append(client)
-        return client
-
-    yield open_client
-    for client in clients:
-        client.close()
-    assert server.running(), f"farmpool serve died:\n{server.log_tail()}"
-
-
 def test_fast_shares_raise_the_difficulty_and_later_shares_must_meet_it(
-    connect: Callable[[str], StratumClient], bcoin_node: RegtestNode
+    connect: Callable[..., StratumClient], bcoin_node: RegtestNode
 ) -> None:
     client = connect("fast")
     job = client.start()
@@ -106,26 +73,3 @@ def test_fast_shares_raise_the_difficulty_and_later_shares_must_meet_it(
     assert reply["result"] is True and reply["error"] is None, reply
     if good.value <= network:
         assert bcoin_node.rpc("getbestblockhash") == good.block_hash
-
-
-def test_idle_session_difficulty_halves(connect: Callable[[str], StratumClient]) -> None:
-    client = connect("idle")
-    client.start()
-    assert client.difficulties == [IDLE_START]
-    client.push("mining.set_difficulty", timeout=3.0)
-    assert client.difficulties == [IDLE_START, IDLE_START / 2]
-
-
-def test_vardiff_never_goes_below_minimum_difficulty(
-    connect: Callable[[str], StratumClient],
-) -> None:
-    client = connect("idle")
-    assert client.configure(["minimum-difficulty"], {"minimum-difficulty.value": 3}) == {
-        "minimum-difficulty": True
-    }
-    client.start()
-    assert client.difficulties == [IDLE_START]
-    deadline = time.monotonic() + 2.6
-    while time.monotonic() < deadline:
-        client.poll(0.2)
-        assert min(client.difficulties) >= 3, f"difficulty went to {client.difficulties}"

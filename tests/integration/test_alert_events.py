@@ -13,16 +13,15 @@ from sqlalchemy import Engine, update
 from pool.alerts import store
 from pool.alerts.store import NewEvent
 from pool.api.tokens import tenant_id
-from pool.ledger import admin, db
+from pool.ledger import db
 from pool.ledger.models import Event
+from tests.helpers import seed_ledger
 
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    db.upgrade(db_url)
+    seed_ledger(db_url)
     made = db.make_engine(db_url)
-    for tenant in ("acme", "globex"):
-        admin.add_tenant(made, tenant, "regtest")
     yield made
     made.dispose()
 

@@ -33,6 +33,7 @@ from pool.ledger import admin, db
 from pool.ledger.models import Block, Node, Share, ShareReject, Site, Tenant, Worker
 from pool.ledger.spool import Spool
 from pool.ledger.writer import BlockRecord, LedgerWriter, ShareRecord, work_of
+from tests.helpers import seed_ledger, wait_until
 
 TENANTS = ("acme", "beta")
 SITES = ("north", "south")
@@ -118,16 +119,6 @@ class Acks:
         assert not self.reactor.errors, self.reactor.errors[:3]
 
 
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, explain: Callable[[], str] = lambda: ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {explain()}")
-        time.sleep(0.02)
-
-
 def share(
     tag: str,
     n: int,
@@ -171,15 +162,7 @@ def shares(tag: str, count: int, workers: int = 12) -> list[ShareRecord]:
 
 def prepare(url: str) -> None:
     """Schema at head, the sites and tenants of these tests."""
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    try:
-        for site in SITES:
-            admin.add_site(engine, site)
-        for tenant in TENANTS:
-            admin.add_tenant(engine, tenant, "regtest")
-    finally:
-        engine.dispose()
+    seed_ledger(url, SITES, TENANTS)
 
 
 def ledger_shares(engine: Engine) -> list[tuple[bytes, str, str, str, int, float]]:

@@ -12,6 +12,7 @@ from regtest_peers import RegtestNode
 from tcp_faults import CuttableProxy
 
 from pool.chain.rpc import NodeRPC, NodeUnreachable, call_with_retry
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -80,10 +81,7 @@ def test_work_waits_for_a_node_that_is_not_up_yet(
     work = work_process(_config(bcoin_node, proxy.url(bcoin_node.rpc_url)))
     # Until it has tried and is waiting to try again (however long the process takes to
     # start on a slow machine).
-    deadline = time.monotonic() + 30
-    while "retrying in" not in work.log_text():
-        assert time.monotonic() < deadline, work.log_text()
-        time.sleep(0.1)
+    wait_until(lambda: "retrying in" in work.log_text(), 30, work.log_text, step=0.1)
     proxy.restore()
     first = work.next_event(timeout=15)
     assert first["event"] == "job" and first["clean"] is True

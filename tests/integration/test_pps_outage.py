@@ -40,6 +40,7 @@ from pool.config import DEFAULT_CONFIG, PayoutSettings
 from pool.ledger import db
 from pool.ledger.models import Credit, PpsAccrual, Share, ShareHour, Tenant
 from pool.ledger.writer import LedgerWriter, ShareRecord
+from tests.helpers import wait_until
 from tests.integration.test_ledger_writer import (
     SITES,
     TENANTS,
@@ -47,7 +48,6 @@ from tests.integration.test_ledger_writer import (
     Outage,
     ThreadReactor,
     prepare,
-    wait_until,
 )
 
 #: Regtest halves the subsidy every 150 blocks: at 10 halvings it is 4,882,812 satoshis, and a

@@ -19,20 +19,8 @@ from pool.ledger.records import ShareRecord
 from pool.sharecheck import Notify, check_share
 from pool.stratum.judge import parse_submit
 from pool.stratum.protocol import StratumProtocol
+from tests.helpers import error_code, is_block, no_block
 from tests.unit.stratum_harness import Miner, Pool, settings
-
-
-def error_code(reply: dict[str, Any]) -> int | None:
-    return None if reply["error"] is None else int(reply["error"][0])
-
-
-def is_block(value: int, network: int) -> bool:
-    return value <= network
-
-
-def no_block(value: int, network: int) -> bool:
-    return value > network
-
 
 # --- 1. NaN and Infinity -------------------------------------------------------------------
 
