@@ -9,6 +9,7 @@ split can be worked out by hand (in the comments) and compared to the satoshi.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -385,3 +386,48 @@ def test_credits_are_split_by_site_and_pay_the_contract_fee_of_each(
     # 60 and 40 of 100 units: gross 600 at north (1 %: 594 + 6) and 400 at south (10 %: 360
     # + 40).
     assert [tuple(r) for r in rows] == [(ACME, 1, 594, 6), (ACME, 2, 360, 40)]
+
+
+def break_hosting_accounting(ledger: Ledger) -> None:
+    """A tenant's contract at north, whose stored tariff no longer loads: the energy hours of
+    the contract cannot be priced (update_energy raises TariffError)."""
+    now = datetime.now(UTC)
+    with ledger.engine.begin() as conn:
+        conn.execute(Site.__table__.update().values(tariff='{"price": "free"}'))
+        conn.execute(
+            insert(Contract),
+            [
+                {
+                    "tenant_id": ACME,
+                    "site_id": 1,
+                    "hosting_fee_micro": 0,
+                    "fleet": "[]",
+                    "fleet_watts": 0,
+                    "valid_from": T0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+
+
+def test_the_money_loop_runs_every_step_whatever_one_before_it_raised(
+    ledger: Ledger, chain: ChainView, bcoin_node: RegtestNode
+) -> None:
+    """serve's money loop (pool/accounting/money_loop.py): a step that raises is reported by
+    name, and the steps after it run (the block tracker, then PPS)."""
+    from pool.accounting.energy import TariffError
+    from pool.accounting.money_loop import run_pass
+    from pool.config import load_settings
+
+    break_hosting_accounting(ledger)
+    tip = int(bcoin_node.rpc("getblockcount"))
+    ledger.shares((ACME, 2, T0, tip))  # a unit of work is worth many regtest blocks
+    [found] = bcoin_node.mine(1)
+    ledger.block(found, tip + 1, ACME, T0 + timedelta(seconds=1), 1_000)
+    settings = replace(load_settings(None), payout=PayoutSettings(scheme="pps", fee_ppm=0))
+    done = run_pass(ledger.engine, settings, chain)
+    assert [(f.step, type(f.error)) for f in done.failures] == [("energy", TariffError)]
+    assert ledger.status(found) == "immature"
+    assert set(ledger.credits()) == {ACME}  # PPS credited the share
+    assert "1 immature" in done.text and "pps: 1 shares credited" in done.text, done.text
