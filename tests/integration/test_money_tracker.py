@@ -8,11 +8,13 @@ split can be worked out by hand (in the comments) and compared to the satoshi.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from regtest_peers import RegtestNode
@@ -23,7 +25,7 @@ from pool.accounting.pps import accrue_pps
 from pool.accounting.schemes import pplns_window_work
 from pool.accounting.tracker import track_blocks
 from pool.chain.rpc import NodeRPC
-from pool.config import PayoutSettings
+from pool.config import DEFAULT_CONFIG, PayoutSettings
 from pool.ledger import db
 from pool.ledger.compaction import compact
 from pool.ledger.models import Block, Contract, Credit, Node, Share, Site, Tenant, Worker
@@ -409,6 +411,41 @@ def break_hosting_accounting(ledger: Ledger) -> None:
                 }
             ],
         )
+
+
+def test_a_hosting_accounting_failure_does_not_stop_block_crediting(
+    ledger: Ledger,
+    bcoin_node: RegtestNode,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`farmpool blocks update` (the money loop's pass): the energy step fails, the block
+    tracker still credits the block, and the command reports the failure."""
+    from pool import cli
+
+    break_hosting_accounting(ledger)
+    ledger.shares((ACME, 60, T0, 1), (GLOBEX, 40, T0 + timedelta(seconds=1), 1))
+    [found] = bcoin_node.mine(1)
+    height = int(bcoin_node.rpc("getblockcount"))
+    ledger.block(found, height, ACME, T0 + timedelta(seconds=1), 1_000)
+    config = tmp_path / "farmpool.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                **DEFAULT_CONFIG,
+                "database_url": ledger.engine.url.render_as_string(hide_password=False),
+                "node": {"url": bcoin_node.rpc_url},
+                "log_level": "warning",
+            }
+        )
+    )
+    capsys.readouterr()
+    code = cli.main(["-c", str(config), "blocks", "update"])
+    out, err = capsys.readouterr()
+    assert ledger.status(found) == "immature", out + err
+    assert sum(amount + fee for amount, fee in ledger.credits(found).values()) == 1_000
+    assert "1 immature" in out, out
+    assert code == 2 and "farmpool: price: 'free' is not a number" in err, (code, err)
 
 
 def test_the_money_loop_runs_every_step_whatever_one_before_it_raised(
