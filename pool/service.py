@@ -87,12 +87,13 @@ def lease_extranonce_prefix(writer: LedgerWriter) -> bytes:
 
 
 def start_money_loop(settings: Settings, engine: Any, reactor: Any) -> LoopingCall | None:
-    """Every `payout.tracker_interval_s`, a tracker pass (and PPS crediting) in a thread.
-    Several stratum nodes on one database take turns: the pass holds the tracker lock, and a
-    node that finds it held skips its turn."""
+    """Every `payout.tracker_interval_s`, a pass of the money loop (pool/accounting/money_loop.py:
+    energy hours, the block tracker, PPS crediting) in a thread. Several stratum nodes on one
+    database take turns: the pass holds the tracker lock, and a node that finds it held skips
+    its turn."""
     from pool.accounting import solvency
     from pool.accounting.chainview import ChainView
-    from pool.accounting.commands import update_money
+    from pool.accounting.money_loop import run_pass
     from pool.accounting.runlock import LockBusy
     from pool.accounting.wallet import Wallet, WalletError
 
@@ -115,10 +116,10 @@ def start_money_loop(settings: Settings, engine: Any, reactor: Any) -> LoopingCa
 
     def work() -> None:
         try:
-            text, _ = update_money(engine, settings, chain)  # the tracker logs its errors
+            done = run_pass(engine, settings, chain)  # each step logs its own failure
         except LockBusy:
             return
-        log.debug("block tracker: %s", text)
+        log.debug("block tracker: %s", done.text)
         try:
             solvency.publish(solvency.measure(engine, wallet(), settings.payout))
         except (WalletError, NodeError) as exc:

@@ -349,3 +349,22 @@ def work_totals(engine: Engine) -> Totals:
             ),
         )
     return totals
+
+
+def hold_uncredited(
+    engine: Engine,
+    older_than: datetime,
+    oldest_uncredited: Callable[[Connection], datetime | None],
+) -> datetime:
+    """The cutoff for `compact` that keeps shares a per-share scheme has not credited yet.
+
+    PPS credits shares by their height, which compacted hours do not keep: the shares from the
+    hour of the oldest one not credited yet (`oldest_uncredited`, e.g.
+    pool.accounting.pps.pps_hold) stay as they are. Returns `older_than` or that hour, the
+    earlier."""
+    with engine.connect() as conn:
+        hold = oldest_uncredited(conn)
+    if hold is None:
+        return older_than
+    hour = hold.replace(minute=0, second=0, microsecond=0)
+    return hour if hour < older_than else older_than

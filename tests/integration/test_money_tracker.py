@@ -8,10 +8,13 @@ split can be worked out by hand (in the comments) and compared to the satoshi.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from regtest_peers import RegtestNode
@@ -22,7 +25,7 @@ from pool.accounting.pps import accrue_pps
 from pool.accounting.schemes import pplns_window_work
 from pool.accounting.tracker import track_blocks
 from pool.chain.rpc import NodeRPC
-from pool.config import PayoutSettings
+from pool.config import DEFAULT_CONFIG, PayoutSettings
 from pool.ledger import db
 from pool.ledger.compaction import compact
 from pool.ledger.models import Block, Contract, Credit, Node, Share, Site, Tenant, Worker
@@ -385,3 +388,83 @@ def test_credits_are_split_by_site_and_pay_the_contract_fee_of_each(
     # 60 and 40 of 100 units: gross 600 at north (1 %: 594 + 6) and 400 at south (10 %: 360
     # + 40).
     assert [tuple(r) for r in rows] == [(ACME, 1, 594, 6), (ACME, 2, 360, 40)]
+
+
+def break_hosting_accounting(ledger: Ledger) -> None:
+    """A tenant's contract at north, whose stored tariff no longer loads: the energy hours of
+    the contract cannot be priced (update_energy raises TariffError)."""
+    now = datetime.now(UTC)
+    with ledger.engine.begin() as conn:
+        conn.execute(Site.__table__.update().values(tariff='{"price": "free"}'))
+        conn.execute(
+            insert(Contract),
+            [
+                {
+                    "tenant_id": ACME,
+                    "site_id": 1,
+                    "hosting_fee_micro": 0,
+                    "fleet": "[]",
+                    "fleet_watts": 0,
+                    "valid_from": T0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+
+
+def test_a_hosting_accounting_failure_does_not_stop_block_crediting(
+    ledger: Ledger,
+    bcoin_node: RegtestNode,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`farmpool blocks update` (the money loop's pass): the energy step fails, the block
+    tracker still credits the block, and the command reports the failure."""
+    from pool import cli
+
+    break_hosting_accounting(ledger)
+    ledger.shares((ACME, 60, T0, 1), (GLOBEX, 40, T0 + timedelta(seconds=1), 1))
+    [found] = bcoin_node.mine(1)
+    height = int(bcoin_node.rpc("getblockcount"))
+    ledger.block(found, height, ACME, T0 + timedelta(seconds=1), 1_000)
+    config = tmp_path / "farmpool.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                **DEFAULT_CONFIG,
+                "database_url": ledger.engine.url.render_as_string(hide_password=False),
+                "node": {"url": bcoin_node.rpc_url},
+                "log_level": "warning",
+            }
+        )
+    )
+    capsys.readouterr()
+    code = cli.main(["-c", str(config), "blocks", "update"])
+    out, err = capsys.readouterr()
+    assert ledger.status(found) == "immature", out + err
+    assert sum(amount + fee for amount, fee in ledger.credits(found).values()) == 1_000
+    assert "1 immature" in out, out
+    assert code == 2 and "farmpool: price: 'free' is not a number" in err, (code, err)
+
+
+def test_the_money_loop_runs_every_step_whatever_one_before_it_raised(
+    ledger: Ledger, chain: ChainView, bcoin_node: RegtestNode
+) -> None:
+    """serve's money loop (pool/accounting/money_loop.py): a step that raises is reported by
+    name, and the steps after it run (the block tracker, then PPS)."""
+    from pool.accounting.energy import TariffError
+    from pool.accounting.money_loop import run_pass
+    from pool.config import load_settings
+
+    break_hosting_accounting(ledger)
+    tip = int(bcoin_node.rpc("getblockcount"))
+    ledger.shares((ACME, 2, T0, tip))  # a unit of work is worth many regtest blocks
+    [found] = bcoin_node.mine(1)
+    ledger.block(found, tip + 1, ACME, T0 + timedelta(seconds=1), 1_000)
+    settings = replace(load_settings(None), payout=PayoutSettings(scheme="pps", fee_ppm=0))
+    done = run_pass(ledger.engine, settings, chain)
+    assert [(f.step, type(f.error)) for f in done.failures] == [("energy", TariffError)]
+    assert ledger.status(found) == "immature"
+    assert set(ledger.credits()) == {ACME}  # PPS credited the share
+    assert "1 immature" in done.text and "pps: 1 shares credited" in done.text, done.text

@@ -1,9 +1,9 @@
 """The `farmpool` command's help: each subcommand described, each option's default shown.
 
-Where it sits: pool/cli.py builds its parser (and pool/accounting/commands.py its
-subcommands) with `Parser`; every subparser is one too, so `farmpool ... --help` at any depth
-prints the subcommand's description and, after an option's help, `(default: X)` unless the
-default is nothing (None, False) or the help already names it.
+Where it sits: pool/cli/app.py builds the parser with `Parser`; every subparser is one too,
+so `farmpool ... --help` at any depth prints the subcommand's description and, after an
+option's help, `(default: X)` unless the default is nothing (None, False) or the help already
+names it.
 """
 
 from __future__ import annotations
