@@ -113,9 +113,17 @@ FORBIDDEN = [
     ("pool.accounting", "pool.api"),
     ("pool.stratum", "pool.accounting"),
     ("pool.stratum", "pool.api"),
+    ("pool.stratum", "pool.alerts"),
+    ("pool.alerts", "pool.accounting"),
+    ("pool.alerts", "pool.api"),
+    ("pool.api", "pool.stratum"),
+    ("pool.sim", "pool.stratum"),
     ("pool.service", "pool.cli"),
     ("pool.api", "pool.cli"),
     ("pool.accounting", "pool.cli"),
+    ("pool.api", "pool.service"),
+    ("pool.stratum", "pool.service"),
+    ("pool.accounting", "pool.service"),
 ]
 
 
