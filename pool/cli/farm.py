@@ -4,12 +4,11 @@ and tenants' API tokens (pool/ledger/admin.py, pool/api/tokens.py)."""
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from pool.cli.common import admin_call, config_settings, fee_ppm
 from pool.cli.errors import EXIT_BAD_INPUT, CliError
-from pool.cli.output import print_table, when
+from pool.cli.output import print_rows, when
 
 
 def cmd_tenant_token(args: argparse.Namespace) -> int:
@@ -32,21 +31,18 @@ def cmd_tenant_token(args: argparse.Namespace) -> int:
         print(token)
     elif args.revoke is not None:
         print(f"token {result.id} ({result.prefix}...) of tenant {result.tenant} revoked")
-    elif args.json:
-        print(json.dumps([row.to_json() for row in result]))
     else:
-        print_table(
+        print_rows(
+            result,
+            args.json,
             ["ID", "PREFIX", "LABEL", "CREATED (UTC)", "LAST USED (UTC)", "REVOKED (UTC)"],
-            [
-                [
-                    str(row.id),
-                    row.prefix + "...",
-                    row.label or "-",
-                    when(row.created_at),
-                    when(row.last_used_at) if row.last_used_at else "-",
-                    when(row.revoked_at) if row.revoked_at else "-",
-                ]
-                for row in result
+            lambda row: [
+                str(row.id),
+                row.prefix + "...",
+                row.label or "-",
+                when(row.created_at),
+                when(row.last_used_at) if row.last_used_at else "-",
+                when(row.revoked_at) if row.revoked_at else "-",
             ],
             f"tenant {args.name} has no tokens",
         )
@@ -63,14 +59,13 @@ def cmd_site(args: argparse.Namespace) -> int:
         print(f"site {row.name} added (time zone {row.timezone})")
         return 0
     sites = admin_call(settings, admin.list_sites)
-    if args.json:
-        print(json.dumps([site.to_json() for site in sites]))
-    else:
-        print_table(
-            ["NAME", "TIMEZONE", "CREATED (UTC)"],
-            [[s.name, s.timezone, when(s.created_at)] for s in sites],
-            "no sites yet (farmpool site add NAME)",
-        )
+    print_rows(
+        sites,
+        args.json,
+        ["NAME", "TIMEZONE", "CREATED (UTC)"],
+        lambda s: [s.name, s.timezone, when(s.created_at)],
+        "no sites yet (farmpool site add NAME)",
+    )
     return 0
 
 
@@ -126,15 +121,16 @@ def cmd_tenant(args: argparse.Namespace) -> int:
         )
         return 0
     tenants = admin_call(settings, admin.list_tenants)
-    if args.json:
-        print(json.dumps([tenant.to_json() for tenant in tenants]))
-    else:
-        print_table(
-            ["NAME", "PAYOUT ADDRESS", "ACTIVE", "CREATED (UTC)"],
-            [
-                [t.name, t.payout_address or "-", "yes" if t.active else "no", when(t.created_at)]
-                for t in tenants
-            ],
-            "no tenants yet (farmpool tenant add NAME)",
-        )
+    print_rows(
+        tenants,
+        args.json,
+        ["NAME", "PAYOUT ADDRESS", "ACTIVE", "CREATED (UTC)"],
+        lambda t: [
+            t.name,
+            t.payout_address or "-",
+            "yes" if t.active else "no",
+            when(t.created_at),
+        ],
+        "no tenants yet (farmpool tenant add NAME)",
+    )
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from pool.cli.common import config_settings, ledger
 from pool.cli.errors import blame_database
-from pool.cli.output import print_table
+from pool.cli.output import print_rows
 from pool.config import Settings
 from pool.units import btc_text
 
@@ -47,26 +47,23 @@ def cmd_blocks(args: argparse.Namespace) -> int:
                     raise done.failures[0].error
                 return 1 if done.errors else 0
             rows = blocks(engine, limit=None)
-        if args.json:
-            print(json.dumps(rows))
-            return 0
-        print_table(
+        print_rows(
+            rows,
+            args.json,
             ["HEIGHT", "HASH", "STATUS", "CONF", "REWARD BTC", "SPLIT", "TENANT", "SITE", "FOUND"],
-            [
-                [
-                    str(r["height"]),
-                    r["hash"],
-                    r["status"],
-                    str(r["confirmations"]),
-                    btc_text(r["reward_sat"]),
-                    r["scheme"] or "-",
-                    r["tenant"],
-                    r["site"],
-                    r["found_at"],
-                ]
-                for r in rows
+            lambda r: [
+                str(r["height"]),
+                r["hash"],
+                r["status"],
+                str(r["confirmations"]),
+                btc_text(r["reward_sat"]),
+                r["scheme"] or "-",
+                r["tenant"],
+                r["site"],
+                r["found_at"],
             ],
             "no blocks found yet",
+            to_json=lambda r: r,
         )
         return 0
 
@@ -79,21 +76,17 @@ def cmd_balances(args: argparse.Namespace) -> int:
     with blame_database(settings.database_url):
         with ledger(settings) as engine, engine.connect() as conn:
             rows = balances(conn, settings.payout)
-        if args.json:
-            print(json.dumps([b.to_json() for b in rows]))
-            return 0
-        print_table(
+        print_rows(
+            rows,
+            args.json,
             ["TENANT", "IMMATURE BTC", "MATURE BTC", "PAID BTC", "OWED BTC", "THRESHOLD BTC"],
-            [
-                [
-                    b.tenant,
-                    btc_text(b.immature_sat),
-                    btc_text(b.mature_sat),
-                    btc_text(b.paid_sat),
-                    btc_text(b.owed_sat),
-                    btc_text(b.threshold_sat),
-                ]
-                for b in rows
+            lambda b: [
+                b.tenant,
+                btc_text(b.immature_sat),
+                btc_text(b.mature_sat),
+                btc_text(b.paid_sat),
+                btc_text(b.owed_sat),
+                btc_text(b.threshold_sat),
             ],
             "no tenants yet",
         )

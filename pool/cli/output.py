@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+Row = TypeVar("Row")
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> None:
@@ -17,6 +20,21 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], empty: str
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         )
+
+
+def print_rows(
+    rows: Sequence[Row],
+    as_json: bool,
+    header: Sequence[str],
+    cells: Callable[[Row], Sequence[str]],
+    empty: str,
+    to_json: Callable[[Row], Any] = lambda row: row.to_json(),  # type: ignore[attr-defined]
+) -> None:
+    """A listing: one JSON list (`--json`), or a table of `cells` per row."""
+    if as_json:
+        print(json.dumps([to_json(row) for row in rows]))
+    else:
+        print_table(header, [cells(row) for row in rows], empty)
 
 
 def when(moment: Any) -> str:
