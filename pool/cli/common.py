@@ -7,7 +7,7 @@ import argparse
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pool.cli.errors import EXIT_BAD_INPUT, CliError, blame_database
 from pool.config import Settings, load_settings
@@ -16,6 +16,14 @@ if TYPE_CHECKING:  # sqlalchemy loads only for the commands that open a database
     from sqlalchemy import Engine
 
 T = TypeVar("T")
+
+
+def options(args: argparse.Namespace, *names: str, **renamed: str) -> dict[str, Any]:
+    """Parsed options as keyword arguments: each of `names` as itself, and keyword=option
+    for each of `renamed`."""
+    picked = {name: getattr(args, name) for name in names}
+    picked.update((keyword, getattr(args, option)) for keyword, option in renamed.items())
+    return picked
 
 
 def config_settings(args: argparse.Namespace) -> Settings:

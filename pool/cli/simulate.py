@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from typing import Any
 
+from pool.cli.common import options
 from pool.cli.errors import EXIT_BAD_INPUT, CliError
 
 
@@ -34,15 +36,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise CliError(f"--{name.replace('_', '-')}: 0 to 0.5", EXIT_BAD_INPUT)
     if args.reconnect_after is not None and args.reconnect_after <= 0:
         raise CliError("--reconnect-after: seconds, more than 0", EXIT_BAD_INPUT)
-    spec = FleetSpec(
-        miners=args.miners,
-        hashrate=args.hashrate,
-        seconds=args.seconds,
-        suggest_difficulty=args.suggest_difficulty,
-        stale_rate=args.stale_rate,
-        duplicate_rate=args.duplicate_rate,
-        reconnect_after=args.reconnect_after,
-    )
+    spec = FleetSpec(**options(args, *(field.name for field in fields(FleetSpec))))
     totals = run_fleet(reactor, endpoints, tenants, spec)
     print(json.dumps({"event": "simulation", "tenants": totals}))
     return 0

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from pool.cli.common import config_settings, fee_ppm, ledger
+from pool.cli.common import config_settings, fee_ppm, ledger, options
 from pool.cli.errors import EXIT_BAD_INPUT, CliError, blame_database
 
 
@@ -20,17 +20,8 @@ def cmd_site_set(args: argparse.Namespace) -> int:
     settings = config_settings(args)
     with blame_database(settings.database_url):
         with ledger(settings) as engine:
-            site = set_site_terms(
-                engine,
-                args.name,
-                timezone=args.timezone,
-                currency=args.currency,
-                price=args.price,
-                bands=args.band,
-                heat_factor=args.heat_factor,
-                heat_price=args.heat_price,
-                hosting_terms=args.hosting_terms,
-            )
+            terms = ("timezone", "currency", "price", "heat_factor", "heat_price", "hosting_terms")
+            site = set_site_terms(engine, args.name, **options(args, *terms, bands="band"))
         print(json.dumps(site))
         return 0
 
