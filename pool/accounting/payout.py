@@ -34,7 +34,7 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,15 +104,10 @@ class Balance:
         return self.mature_sat - self.paid_sat
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "address": self.address,
-            "threshold_sat": self.threshold_sat,
-            "immature_sat": self.immature_sat,
-            "mature_sat": self.mature_sat,
-            "paid_sat": self.paid_sat,
-            "owed_sat": self.owed_sat,
-        }
+        """Every field but the tenant's id, then owed_sat."""
+        shown = asdict(self)
+        del shown["tenant_id"]
+        return {**shown, "owed_sat": self.owed_sat}
 
 
 def balances(conn: Connection, settings: PayoutSettings) -> list[Balance]:

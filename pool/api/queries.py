@@ -30,7 +30,8 @@ from pool.units import HASHES_PER_WORK
 WINDOWS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_time(moment: datetime | None) -> str | None:
+    """A stored time in ISO 8601 for JSON (None stays None)."""
     return None if moment is None else moment.isoformat()
 
 
@@ -119,7 +120,7 @@ def workers(
                     name: works[name] * HASHES_PER_WORK // int(span.total_seconds())
                     for name, span in WINDOWS.items()
                 },
-                "last_share": _iso(cells.get("last")),
+                "last_share": iso_time(cells.get("last")),
                 "shares_24h": shares,
                 "rejects_24h": rejected,
                 "reject_percent": round(100 * rejected / (shares + rejected), 4)
@@ -165,7 +166,7 @@ def blocks(
             "confirmations": conf,
             "reward_sat": reward,
             "scheme": scheme,
-            "found_at": _iso(found),
+            "found_at": iso_time(found),
             "tenant": tenant,
             "site": site,
         }
@@ -204,7 +205,7 @@ def payouts(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
             "total_sat": total,
             "fee_sat": fee,
             "outputs": outputs,
-            "created_at": _iso(created),
+            "created_at": iso_time(created),
             "payments": items.get(pid, []),
         }
         for pid, txid, status, total, fee, outputs, created in rows

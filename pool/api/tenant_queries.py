@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from pool.accounting import report
 from pool.accounting.payout import balances
-from pool.api.queries import _iso
+from pool.api.queries import iso_time
 from pool.config import PayoutSettings
 from pool.ledger.models import (
     Block,
@@ -112,7 +112,7 @@ def credits(engine: Engine, tenant_id: int, limit: int = 500) -> list[dict[str, 
             "amount_sat": int(amount),
             "fee_sat": int(fee),
             "status": status,
-            "created_at": _iso(created),
+            "created_at": iso_time(created),
             "block_height": height,
             "block_hash": block_hash,
             "site": site,
@@ -147,9 +147,9 @@ def payouts(engine: Engine, tenant_id: int, limit: int = 100) -> list[dict[str, 
             "status": status,
             "amount_sat": int(amount),
             "address": address,
-            "created_at": _iso(created),
-            "sent_at": _iso(sent),
-            "confirmed_at": _iso(confirmed),
+            "created_at": iso_time(created),
+            "sent_at": iso_time(sent),
+            "confirmed_at": iso_time(confirmed),
         }
         for pid, txid, status, created, sent, confirmed, amount, address in rows
     ]

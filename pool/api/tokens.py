@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,14 +76,20 @@ def _tenant_id(conn: Connection, tenant: str) -> int:
     return int(tenant_id)
 
 
+@contextmanager
+def _tenant_rows(engine: Engine, tenant: str, write: bool) -> Iterator[tuple[Connection, int]]:
+    """A connection (a transaction when `write`) and the tenant's id; TokenError if none."""
+    with engine.begin() if write else engine.connect() as conn:
+        yield conn, _tenant_id(conn, tenant)
+
+
 def create_token(engine: Engine, tenant: str, label: str | None = None) -> tuple[str, TokenRow]:
     """A new token for the tenant: (the token, to show once; its row)."""
     if label is not None and len(label) > 128:
         raise TokenError("--label: at most 128 characters")
     token = PREFIX + secrets.token_urlsafe(32)
     now = datetime.now(UTC)
-    with engine.begin() as conn:
-        tenant_id = _tenant_id(conn, tenant)
+    with _tenant_rows(engine, tenant, write=True) as (conn, tenant_id):
         token_id = conn.execute(
             insert(TenantToken)
             .values(
@@ -97,8 +105,7 @@ def create_token(engine: Engine, tenant: str, label: str | None = None) -> tuple
 
 
 def list_tokens(engine: Engine, tenant: str) -> list[TokenRow]:
-    with engine.connect() as conn:
-        tenant_id = _tenant_id(conn, tenant)
+    with _tenant_rows(engine, tenant, write=False) as (conn, tenant_id):
         rows = conn.execute(
             select(
                 TenantToken.id,
@@ -117,8 +124,7 @@ def list_tokens(engine: Engine, tenant: str) -> list[TokenRow]:
 def revoke_token(engine: Engine, tenant: str, token_id: int) -> TokenRow:
     """Revoke one of the tenant's tokens (by the id `--list` shows); it stops working at once."""
     now = datetime.now(UTC)
-    with engine.begin() as conn:
-        tenant_id = _tenant_id(conn, tenant)
+    with _tenant_rows(engine, tenant, write=True) as (conn, tenant_id):
         changed = conn.execute(
             update(TenantToken)
             .where(
