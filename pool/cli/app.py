@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pool.cli.common import config_settings
 from pool.cli.database import cmd_db, cmd_ledger_compact
@@ -52,6 +53,17 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
+def _command_group(sub: Any, name: str, help_text: str) -> Any:
+    """A command whose actions are subcommands (`farmpool NAME ACTION ...`): their parsers."""
+    group = sub.add_parser(name, help=help_text)
+    return group.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def _json_list(parser: Any) -> None:
+    """The listing's --json option."""
+    parser.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="farmpool", description=DESCRIPTION)
     parser.add_argument("-c", "--config", help="YAML config (default: embedded regtest defaults)")
@@ -72,13 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=cmd_share_check)
 
-    group = sub.add_parser("config", help="configuration")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "config", "configuration")
     c = actions.add_parser("check", help="load and validate the config")
     c.set_defaults(func=cmd_config_check)
 
-    group = sub.add_parser("node", help="the node")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "node", "the node")
     c = actions.add_parser("check", help="connect, check network and segwit, fetch a template")
     c.set_defaults(func=cmd_node_check)
     c = actions.add_parser(
@@ -93,8 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_serve)
 
-    group = sub.add_parser("db", help="the database schema (Alembic migrations)")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "db", "the database schema (Alembic migrations)")
     c = actions.add_parser(
         "upgrade", help="migrate to REVISION; creates a SQLite database that is not there yet"
     )
@@ -108,8 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("revision", help="a migration id, or base (no tables)")
     c.set_defaults(func=cmd_db)
 
-    group = sub.add_parser("ledger", help="the share ledger")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "ledger", "the share ledger")
     c = actions.add_parser(
         "compact", help="roll shares older than --keep-hours into per-worker hourly aggregates"
     )
@@ -128,14 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_ledger_compact)
 
-    group = sub.add_parser("site", help="the farm's sites (in the database)")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "site", "the farm's sites (in the database)")
     c = actions.add_parser("add", help="add a site")
     c.add_argument("name", help="letters, digits, _ and - (1-64)")
     c.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Berlin")
     c.set_defaults(func=cmd_site)
     c = actions.add_parser("list", help="list the sites")
-    c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    _json_list(c)
     c.set_defaults(func=cmd_site)
     c = actions.add_parser("set", help="a site's currency, tariff, heat and hosting terms")
     c.add_argument("name", help="the site")
@@ -152,14 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--hosting-terms", help="the hosting terms, as text")
     c.set_defaults(func=cmd_site_set)
 
-    group = sub.add_parser("tenant", help="the farm's tenants (in the database)")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "tenant", "the farm's tenants (in the database)")
     c = actions.add_parser("add", help="add an active tenant")
     c.add_argument("name", help="letters, digits, _ and - (1-64); miners log in as NAME.worker")
     c.add_argument("--payout-address", help="where the tenant is paid (checked for the network)")
     c.set_defaults(func=cmd_tenant)
     c = actions.add_parser("list", help="list the tenants")
-    c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    _json_list(c)
     c.set_defaults(func=cmd_tenant)
     c = actions.add_parser("set", help="change a tenant's payout address or whether it may mine")
     c.add_argument("name", help="the tenant")
@@ -196,10 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="with --list: JSON instead of a table")
     c.set_defaults(func=cmd_tenant_token)
 
-    group = sub.add_parser("blocks", help="the blocks the pool found, and the block tracker")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "blocks", "the blocks the pool found, and the block tracker")
     c = actions.add_parser("list", help="list found blocks with their status")
-    c.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    _json_list(c)
     c.set_defaults(func=cmd_blocks)
     c = actions.add_parser(
         "update", help="follow blocks to maturity or orphaning, and credit them (one pass)"
@@ -207,11 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_blocks)
 
     p = sub.add_parser("balances", help="every tenant's immature, mature, paid and owed amounts")
-    p.add_argument("--json", action="store_true", help="a JSON list instead of a table")
+    _json_list(p)
     p.set_defaults(func=cmd_balances)
 
-    group = sub.add_parser("contract", help="tenants' terms per site: fee, hosting, fleet")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "contract", "tenants' terms per site: fee, hosting, fleet")
     c = actions.add_parser("set", help="create or change a tenant's contract at a site")
     c.add_argument("tenant", help="the tenant")
     c.add_argument("site", help="the site")
@@ -228,14 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = actions.add_parser("list", help="every contract, as JSON")
     c.set_defaults(func=cmd_contract)
 
-    group = sub.add_parser("meter", help="meter readings")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "meter", "meter readings")
     c = actions.add_parser("import", help="import a CSV: site,tenant,period_start,period_end,kwh")
     c.add_argument("file", help="the CSV file (RFC 4180, a header row)")
     c.set_defaults(func=cmd_meter_import)
 
-    group = sub.add_parser("energy", help="hourly energy, heat and hosting per tenant and site")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = _command_group(sub, "energy", "hourly energy, heat and hosting per tenant and site")
     c = actions.add_parser("update", help="estimate and price the hours up to now")
     c.set_defaults(func=cmd_energy_update)
 
