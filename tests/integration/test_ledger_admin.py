@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from pool import cli
 from pool.config import settings_from_mapping
 from pool.ledger import admin, db
 from pool.ledger.models import Site, Tenant
@@ -58,9 +59,22 @@ def runner(tmp_path: Path, url: str) -> Run:
 
 
 @pytest.fixture
-def farmpool(tmp_path: Path, db_url: str) -> Run:
-    """Runs `python -m pool -c CONFIG ARGS...` on the test database, upgraded to head."""
-    run = runner(tmp_path, db_url)
+def farmpool(tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Runs `farmpool -c CONFIG ARGS...` on the test database, upgraded to head: in this
+    process (cli.main, its output captured), since what is tested is the commands' answers;
+    the tests above run the real `python -m pool` process for what only a process shows."""
+    config = tmp_path / "farmpool.yaml"
+    config.write_text(json.dumps(config_for(db_url)))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        try:
+            code = cli.main(["-c", str(config), *args])
+        except SystemExit as exc:  # argparse's own checks exit
+            code = exc.code if isinstance(exc.code, int) else 2
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["farmpool", *args], code, out.out, out.err)
+
     upgraded = run("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     return run
