@@ -54,6 +54,12 @@ def percent_to_ppm(percent: Decimal | str) -> int:
     return int(scaled)
 
 
+def ppm_to_percent(ppm: int | None) -> str | None:
+    """Parts per million as a percentage in text (the inverse of percent_to_ppm); None stays
+    None (no value of its own)."""
+    return None if ppm is None else str(Decimal(ppm) / PPM_PER_PERCENT)
+
+
 def floor_hour(moment: datetime) -> datetime:
     """The start of the UTC hour `moment` is in (aware, UTC)."""
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

@@ -26,6 +26,7 @@ from pool.accounting.energy import (
     micro,
 )
 from pool.ledger.models import Contract, Site, SiteHour, Tenant
+from pool.units import ppm_to_percent
 
 HOSTING_KINDS = ("kw_month", "kwh")
 
@@ -163,7 +164,7 @@ class ContractRow:
         return {
             "tenant": self.tenant,
             "site": self.site,
-            "fee_percent": None if self.fee_ppm is None else str(Decimal(self.fee_ppm) / 10_000),
+            "fee_percent": ppm_to_percent(self.fee_ppm),
             "hosting": self.hosting_fee_kind,
             "hosting_price": str(Decimal(self.hosting_fee_micro) / 1_000_000),
             "fleet": self.fleet,

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from pool.jsonrows import json_fields
 from pool.ledger.models import Tenant, TenantToken
 
 PREFIX = "fpt_"
@@ -43,18 +44,7 @@ class TokenRow:
     last_used_at: datetime | None
 
     def to_json(self) -> dict[str, Any]:
-        def iso(moment: datetime | None) -> str | None:
-            return None if moment is None else moment.isoformat()
-
-        return {
-            "id": self.id,
-            "tenant": self.tenant,
-            "prefix": self.prefix,
-            "label": self.label,
-            "created_at": iso(self.created_at),
-            "revoked_at": iso(self.revoked_at),
-            "last_used_at": iso(self.last_used_at),
-        }
+        return json_fields(self)
 
 
 @dataclass(frozen=True)

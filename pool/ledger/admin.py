@@ -10,7 +10,6 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -18,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 from pool.chain.addresses import AddressError, address_to_script
 from pool.config import NAME_PATTERN, Settings, dust_floor_problem
+from pool.jsonrows import json_fields
 from pool.ledger.dialect import insert_ignore
 from pool.ledger.models import Site, Tenant
-from pool.units import PPM
+from pool.units import PPM, ppm_to_percent
 
 #: Longest time zone name the sites table holds.
 TIMEZONE_MAX = 64
@@ -52,11 +52,7 @@ class SiteRow:
     created_at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "timezone": self.timezone,
-            "created_at": self.created_at.isoformat(),
-        }
+        return json_fields(self)
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class TenantRow:
             "payout_address": self.payout_address,
             "active": self.active,
             "created_at": self.created_at.isoformat(),
-            "fee_percent": None if self.fee_ppm is None else str(Decimal(self.fee_ppm) / 10_000),
+            "fee_percent": ppm_to_percent(self.fee_ppm),
             "payout_threshold_sat": self.payout_threshold_sat,
             "solo": self.solo,
         }

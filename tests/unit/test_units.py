@@ -49,3 +49,27 @@ def test_bits_to_target() -> None:
     assert units.bits_to_target(0x03000000) == 0
     with pytest.raises(ValueError, match="negative"):
         units.bits_to_target(0x1D80FFFF)
+
+
+@pytest.mark.parametrize(("ppm", "text"), [(None, None), (0, "0"), (15_000, "1.5"), (1, "0.0001")])
+def test_ppm_to_percent_is_the_inverse_of_percent_to_ppm(ppm: int | None, text: str | None) -> None:
+    assert units.ppm_to_percent(ppm) == text
+    if text is not None:
+        assert units.percent_to_ppm(text) == ppm
+
+
+def test_json_fields_keeps_the_order_and_writes_times_in_iso() -> None:
+    from dataclasses import dataclass
+
+    from pool.jsonrows import json_fields
+
+    @dataclass
+    class Row:
+        name: str
+        at: datetime
+        gone: datetime | None
+
+    moment = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    shown = json_fields(Row("north", moment, None))
+    assert list(shown) == ["name", "at", "gone"]
+    assert shown == {"name": "north", "at": "2026-12-01T14:00:00+00:00", "gone": None}
