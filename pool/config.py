@@ -24,6 +24,7 @@ import yaml
 from pool.accounting import scheme_registry
 from pool.alerts.kinds import KINDS
 from pool.chain.addresses import NETWORKS, AddressError, address_to_script
+from pool.errors import FieldError
 from pool.netlists import parse_networks
 from pool.units import MAX_MONEY_SAT, percent_to_ppm
 
@@ -35,13 +36,16 @@ MAX_SCRIPTSIG = 100
 _HEIGHT_PUSH_MAX = 5
 
 
-class ConfigError(ValueError):
+class ConfigError(FieldError):
     """A configuration value that is missing, of the wrong type or out of range."""
 
     def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"config: {path}: {message}")
-        self.path = path
-        self.message = message
+        super().__init__(path, message, prefix="config: ")
+
+    @property
+    def path(self) -> str:
+        """The key path of the value (`listeners[0].port`), or the file."""
+        return self.where
 
 
 @dataclass(frozen=True)

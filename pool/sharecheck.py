@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pool.config import StratumSettings
+from pool.errors import BadInput
 from pool.hashing import (
     BIP320_VERSION_MASK,
     HeaderWork,
@@ -27,7 +28,7 @@ from pool.stratum.judge import parse_submit as parse_submit_params
 MAX_EXTRANONCE2 = 8
 
 
-class InputError(ValueError):
+class InputError(ValueError, BadInput):
     """A share-check argument that is not what it must be; the message names the field."""
 
 

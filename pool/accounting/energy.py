@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
+from pool.errors import BadInput
 from pool.ledger.models import (
     Block,
     Contract,
@@ -51,7 +52,7 @@ HOUR = timedelta(hours=1)
 MICRO = 1_000_000
 
 
-class TariffError(ValueError):
+class TariffError(ValueError, BadInput):
     """A tariff, price or fleet an admin must correct; the message says what."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import Engine, insert, select
 
 from pool.accounting.energy import fill_calendar, rebuild
+from pool.errors import BadInput
 from pool.ledger.models import MeterReading, Site, Tenant
 
 COLUMNS = ("site", "tenant", "period_start", "period_end", "kwh")
@@ -31,7 +32,7 @@ COLUMNS = ("site", "tenant", "period_start", "period_end", "kwh")
 MAX_LINES = 1_000_000
 
 
-class MeterFileError(ValueError):
+class MeterFileError(ValueError, BadInput):
     """A file that cannot be imported; `problems` are (line, message), line 0 for the file."""
 
     def __init__(self, path: str, problems: list[tuple[int, str]]) -> None:

@@ -57,6 +57,7 @@ from pool.alerts import store as alert_events
 from pool.alerts.store import NewEvent
 from pool.chain.addresses import address_to_script
 from pool.config import DUST_FLOOR_SAT, PayoutSettings
+from pool.errors import OperationFailed
 from pool.ledger.models import Credit, Payout, PayoutItem, Tenant
 from pool.units import btc_text
 
@@ -85,7 +86,7 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class PayoutError(RuntimeError):
+class PayoutError(RuntimeError, OperationFailed):
     """A run that could not go on; what was done before it stays done and recorded."""
 
 

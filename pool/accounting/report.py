@@ -21,13 +21,14 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from pool.accounting.energy import update_energy
+from pool.errors import BadInput
 from pool.units import HASHES_PER_WORK, btc_text
 
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])(?:-(0[1-9]|[12]\d|3[01]))?")
 LEVELS = ("tenant", "site", "pool")
 
 
-class ReportError(ValueError):
+class ReportError(ValueError, BadInput):
     """Arguments a report cannot be made from; the message names the option."""
 
 

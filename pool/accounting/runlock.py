@@ -19,10 +19,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from pool.errors import OperationFailed
 from pool.ledger.dialect import is_sqlite
 
 
-class LockBusy(RuntimeError):
+class LockBusy(RuntimeError, OperationFailed):
     """Another process holds the lock."""
 
 

@@ -34,12 +34,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TypeVar
 
+from pool.errors import OperationFailed
 from pool.units import DIFF1_TARGET, MAX_MONEY_SAT, PPM, WORK_PER_DIFFICULTY, bits_to_target
 
 K = TypeVar("K", int, str)
 
 
-class SchemeError(ValueError):
+class SchemeError(ValueError, OperationFailed):
     """Inputs a scheme cannot split (no shares, a negative amount, an empty window)."""
 
 

@@ -25,19 +25,15 @@ from pool.accounting.energy import (
     make_tariff,
     micro,
 )
+from pool.errors import FieldError
 from pool.ledger.models import Contract, Site, SiteHour, Tenant
 from pool.units import ppm_to_percent
 
 HOSTING_KINDS = ("kw_month", "kwh")
 
 
-class TermsError(ValueError):
-    """Input an admin must correct; `option` is what is wrong."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(f"{option}: {message}")
-        self.option = option
-        self.message = message
+class TermsError(FieldError):
+    """Input an admin must correct; `where` is the option that is wrong."""
 
 
 def _site_id(conn: Any, name: str) -> int:

@@ -30,13 +30,14 @@ from urllib.parse import urlsplit
 from pool.chain.addresses import AddressError, address_to_script
 from pool.chain.rpc import NodeError, NodeRPC, NodeRPCError, to_satoshis
 from pool.config import PayoutSettings
+from pool.errors import OperationFailed
 from pool.units import MAX_MONEY_SAT, SAT_PER_BTC, btc_text
 
 #: Blocks before a coinbase output may be spent (consensus).
 COINBASE_MATURITY = 100
 
 
-class WalletError(RuntimeError):
+class WalletError(RuntimeError, OperationFailed):
     """The wallet could not do what a payout needs; the message says what and why."""
 
 

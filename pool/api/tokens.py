@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from pool.errors import BadInput
 from pool.jsonrows import json_fields
 from pool.ledger.models import Tenant, TenantToken
 
@@ -29,7 +30,7 @@ _SHAPE = re.compile(r"fpt_[A-Za-z0-9_-]{43}")
 LAST_USED_EVERY = timedelta(minutes=1)
 
 
-class TokenError(ValueError):
+class TokenError(ValueError, BadInput):
     """A token command that cannot be done; the message says why."""
 
 

@@ -17,9 +17,10 @@ from twisted.internet import defer, task, threads
 from pool.chain.cpuminer import mine
 from pool.chain.rpc import AsyncNode
 from pool.chain.worksource import WorkSource
+from pool.errors import OperationFailed
 
 
-class BlockRejected(RuntimeError):
+class BlockRejected(RuntimeError, OperationFailed):
     """The node refused a block the pool assembled."""
 
 

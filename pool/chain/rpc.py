@@ -26,6 +26,7 @@ from twisted.internet import defer, threads
 from twisted.python.threadpool import ThreadPool
 
 from pool.config import redact_url
+from pool.errors import OperationFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,7 +39,7 @@ CHAIN_NAMES = {
 }
 
 
-class NodeError(Exception):
+class NodeError(OperationFailed):
     """Anything that went wrong talking to the node."""
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pool.errors import BadInput, OperationFailed
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
@@ -35,55 +37,19 @@ class CliError(Exception):
 
 
 def known(exc: BaseException) -> CliError | None:
-    """The message and exit code of a failure the CLI knows; None for any other (a bug: its
-    traceback is shown)."""
+    """The message and exit code of a failure the CLI knows (pool/errors.py: bad input exits
+    2, a failed operation 1); None for any other (a bug: its traceback is shown)."""
     if isinstance(exc, CliError):
         return exc
-    # Imported here: `farmpool --help` and share-check load none of these layers.
-    from pool.accounting.energy import TariffError
-    from pool.accounting.meters import MeterFileError
-    from pool.accounting.payout import PayoutError
-    from pool.accounting.report import ReportError
-    from pool.accounting.runlock import LockBusy
-    from pool.accounting.schemes import SchemeError
-    from pool.accounting.terms import TermsError
-    from pool.accounting.wallet import WalletError
-    from pool.api.tokens import TokenError
-    from pool.chain.mining import BlockRejected
-    from pool.chain.rpc import NodeError
-    from pool.config import ConfigError
+    # Imported here: `farmpool --help` and share-check load no database layer.
     from pool.ledger.admin import AdminError
-    from pool.ledger.compaction import CompactionError
-    from pool.ledger.db import DatabaseError
-    from pool.ledger.leases import LeaseError
-    from pool.sharecheck import InputError
 
     if isinstance(exc, AdminError):
-        option = ADMIN_FIELDS.get(exc.field, exc.field)
+        option = ADMIN_FIELDS.get(exc.where, exc.where)
         return CliError(f"{option}: {exc.message}", EXIT_BAD_INPUT)
-    bad_input = (
-        ConfigError,
-        InputError,
-        LeaseError,
-        TokenError,
-        TermsError,
-        TariffError,
-        ReportError,
-        MeterFileError,
-    )
-    if isinstance(exc, bad_input):
+    if isinstance(exc, BadInput):
         return CliError(str(exc), EXIT_BAD_INPUT)
-    failed = (
-        NodeError,
-        BlockRejected,
-        WalletError,
-        PayoutError,
-        LockBusy,
-        SchemeError,
-        DatabaseError,
-        CompactionError,
-    )
-    if isinstance(exc, failed):
+    if isinstance(exc, OperationFailed):
         return CliError(str(exc), EXIT_FAILED)
     return None
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pool.chain.addresses import AddressError, address_to_script
 from pool.config import NAME_PATTERN, Settings, dust_floor_problem
+from pool.errors import FieldError
 from pool.jsonrows import json_fields
 from pool.ledger.dialect import insert_ignore
 from pool.ledger.models import Site, Tenant
@@ -35,14 +36,9 @@ class Unset:
 UNSET = Unset()
 
 
-class AdminError(ValueError):
-    """Input an admin must correct; `field` is what is wrong (name, timezone,
+class AdminError(FieldError):
+    """Input an admin must correct; `where` is the field that is wrong (name, timezone,
     payout_address, changes)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
+from pool.errors import OperationFailed
 from pool.ledger import dialect
 from pool.ledger.models import Share, ShareHour
 from pool.units import floor_hour
@@ -66,7 +67,7 @@ SERIALIZATION_RETRIES = 5
 Totals = dict[tuple[int, int, datetime], tuple[int, int, float]]
 
 
-class CompactionError(RuntimeError):
+class CompactionError(RuntimeError, OperationFailed):
     """A batch whose counts did not agree; it was rolled back."""
 
 

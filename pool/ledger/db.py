@@ -18,13 +18,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from pool.errors import OperationFailed
+
 #: Where the Alembic environment lives: the repository's migrations/ (or $FARMPOOL_MIGRATIONS).
 MIGRATIONS = Path(
     os.environ.get("FARMPOOL_MIGRATIONS", Path(__file__).resolve().parents[2] / "migrations")
 )
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(RuntimeError, OperationFailed):
     """A database the pool cannot use, with what to do about it."""
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
+from pool.errors import BadInput
 from pool.ledger.models import Node
 
 #: Prefix bytes: at most 256 stratum nodes per database.
 PREFIXES = 256
 
 
-class LeaseError(RuntimeError):
+class LeaseError(RuntimeError, BadInput):
     """No prefix is free (256 nodes hold one each), or the node is unknown."""
 
 
