@@ -6,13 +6,17 @@ config puts the repository on the path, so `from tests.helpers import ...` works
 - which hashes a test wants: `Accept` predicates (`is_block`, `no_block`, `between`);
 - configs: `listener_config` (one listener as the config file writes it) and
   `tenants_config` (the tenants a config seeds);
-- databases: `seed_ledger` (the schema, the sites and the tenants a test needs).
+- databases: `seed_ledger` (the schema, the sites and the tenants a test needs);
+- the browser the page tests drive: `chromium` (headless, with the flags every test uses).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 #: A test's choice of share: `accept(hash_value, network_target)`.
@@ -122,3 +126,23 @@ def seed_ledger(url: str, sites: tuple[str, ...] = (), tenants: tuple[str, ...] 
             admin.add_tenant(engine, tenant, "regtest")
     finally:
         engine.dispose()
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+
+def chromium(profile: Path) -> list[str]:
+    """Headless Chromium's command line with its own profile; a failure under CI (bootstrap
+    installs it), a skip elsewhere, when it is not installed."""
+    import pytest
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (scripts/bootstrap installs it as root)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return [
+        found, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run",
+        f"--user-data-dir={profile}", "--virtual-time-budget=8000",
+    ]  # fmt: skip

@@ -2,7 +2,8 @@
 blocks. One self-contained HTML page (no outside scripts: farms run offline), drawing on a
 canvas from /api/hashrate, /api/workers and /api/blocks, refreshed every 10 s. When the chart
 is drawn, the page marks `data-points` and `data-series` on its body (what the Chromium test
-reads). STYLE and COMMON_JS serve the tenant's page too: the bearer token comes from the URL
+reads). COMMON_JS writes BTC amounts from integer satoshis with integer arithmetic only. STYLE
+and COMMON_JS serve the tenant's page too: the bearer token comes from the URL
 fragment (`#token=...`, taken off the address bar at once and kept for the tab only) or from
 a form the page shows when the API answers 401 or 403.
 """
@@ -22,7 +23,7 @@ const TOKEN_KEY="farmpool_token";
 (function(){const h=new URLSearchParams(location.hash.slice(1)),t=h.get("token");
  if(t){sessionStorage.setItem(TOKEN_KEY,t);history.replaceState(null,"",location.pathname+location.search)}})();
 function rate(h){const u=["H/s","kH/s","MH/s","GH/s","TH/s","PH/s","EH/s"];let i=0;while(h>=1000&&i<u.length-1){h/=1000;i++}return h.toFixed(2)+" "+u[i]}
-function btc(sat){return (sat/1e8).toFixed(8)+" BTC"}
+function btc(sat){const a=Math.abs(sat),f=a%1e8;return (sat<0?"-":"")+(a-f)/1e8+"."+String(f).padStart(8,"0")+" BTC"}
 function cell(row,values,cls){const tr=document.createElement("tr");if(cls)tr.className=cls;for(const v of values){const td=document.createElement("td");td.textContent=v;tr.appendChild(td)}row.appendChild(tr)}
 function fill(id,rows){const b=document.querySelector("#"+id+" tbody");b.textContent="";for(const r of rows)cell(b,r.values,r.cls)}
 async function get(path){const t=sessionStorage.getItem(TOKEN_KEY);

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from pool.ledger.models import Credit, Tenant
 from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.money import sat
 from tests.e2e.stratum_client import StratumClient
+from tests.helpers import chromium
 from tests.prometheus_text import samples, value
 
 TOKEN = "e2e-admin-token-0123456789"
@@ -262,16 +262,8 @@ def test_admin_endpoints_need_the_token(server: ServeProcess, traffic: list[Stra
 def test_the_dashboard_draws_the_hashrate_in_chromium(
     server: ServeProcess, traffic: list[StratumClient], tmp_path: Path
 ) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (scripts/bootstrap installs it as root)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    flags = chromium(tmp_path / "profile")
     url = f"http://127.0.0.1:{api_port(server)}/#token={TOKEN}"
-    flags = [
-        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=8000",
-    ]  # fmt: skip
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = re.search(r'<body data-points="(\d+)" data-series="(\d+)"', dom.stdout)

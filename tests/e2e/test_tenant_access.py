@@ -11,9 +11,7 @@ headless Chromium with a real token and with a wrong one.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -25,9 +23,11 @@ from typing import Any
 import pytest
 from regtest_peers import RegtestNode
 
+from pool.units import btc_text
 from tests.e2e.farmpool_serve import ServeProcess, fixed_listener
 from tests.e2e.money import MoneyPool
 from tests.e2e.stratum_client import StratumClient
+from tests.helpers import chromium
 
 OPERATOR = "e2e-operator-token-0123456789"
 PAID = {"acme": 2_345_678, "globex": 3_456_789}
@@ -234,17 +234,9 @@ def test_tokens_are_stored_hashed_listed_and_revoked(farm: Farm) -> None:
 
 
 def chromium_dom(url: str, profile: Path) -> str:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (scripts/bootstrap installs it as root)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    flags = [
-        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--no-first-run",
-        f"--user-data-dir={profile}", "--virtual-time-budget=8000", "--dump-dom", url,
-    ]  # fmt: skip
-    run = subprocess.run(flags, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [*chromium(profile), "--dump-dom", url], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout
 
@@ -258,6 +250,9 @@ def test_the_tenant_page_in_chromium(farm: Farm, tmp_path: Path) -> None:
     points, series, workers, state = body.groups()
     assert state == "ok" and int(workers) == 2 and int(series) >= 1 and int(points) > 0, dom[:3000]
     assert "rig-a1" in dom and "rig-a2" in dom and farm.txid in dom
+    # Amounts are written from integer satoshis, digit for digit as the CLI writes them.
+    paid = farm.json("/api/tenant", farm.tokens["acme"])["balance"]["paid_sat"]
+    assert paid > 0 and f"<td>{btc_text(paid)} BTC</td>" in dom, dom[:3000]
     assert "globex" not in dom and "rig-g1" not in dom
     wrong = chromium_dom(f"{base}#token=fpt_{'x' * 43}", tmp_path / "w")
     assert 'data-state="forbidden"' in wrong, wrong[:2000]
